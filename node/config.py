@@ -1,0 +1,197 @@
+"""A node's directory: its config file, key files and log.
+
+Layout of a node directory (made by ``ledgermesh init``)::
+
+    node.toml      the config (below)
+    node.key       the node's ed25519 seed, mode 0600
+    operator.key   the operator's ed25519 seed, mode 0600; its public key is in node.toml
+    log/           the append-only log and snapshots
+
+``node.toml``::
+
+    [node]
+    name = "bank-a.test"
+    listen = "127.0.0.1:7401"
+    public_key = "<hex>"
+    operator_key = "<hex>"            # the only key allowed to run operator commands
+
+    [[peers]]
+    name = "bank-b.test"
+    public_key = "<hex>"
+    address = "127.0.0.1:7402"        # optional: a peer without one dials us
+    [peers.limits]                     # the credit we extend to this peer, per unit
+    "1E-2 USD" = 100000000
+
+Trust is configured, never discovered: only the peers listed here may connect
+as peers.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from node.crypto import parse_public_key
+from node.limits import AMOUNT_MAX, NAME_LENGTH_MAX
+from node.wire import valid_unit
+
+CONFIG_FILE = "node.toml"
+KEY_FILE = "node.key"
+OPERATOR_KEY_FILE = "operator.key"
+LOG_DIRECTORY = "log"
+
+
+class ConfigError(Exception):
+    """Raised when a node directory or its config is missing or invalid."""
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    name: str
+    public_key: bytes
+    address: tuple[str, int] | None
+    limits: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    listen: tuple[str, int]
+    public_key: bytes
+    operator_key: bytes
+    peers: tuple[PeerConfig, ...] = ()
+
+    def peer_by_name(self, name: str) -> PeerConfig | None:
+        return next((peer for peer in self.peers if peer.name == name), None)
+
+    def peer_by_key(self, key: bytes) -> PeerConfig | None:
+        return next((peer for peer in self.peers if peer.public_key == key), None)
+
+    def with_peer(self, peer: PeerConfig) -> NodeConfig:
+        """This config with ``peer`` added, or replacing the peer of the same key or name."""
+        others = tuple(
+            p for p in self.peers if p.public_key != peer.public_key and p.name != peer.name
+        )
+        return replace(self, peers=(*others, peer))
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    host, separator, port_text = text.rpartition(":")
+    if not separator or not host or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+        raise ConfigError(f"address {text!r} is not HOST:PORT")
+    return host.strip("[]"), int(port_text)
+
+
+def format_address(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _require(table: dict[str, object], key: str, kind: type, where: str) -> object:
+    value = table.get(key)
+    if not isinstance(value, kind):
+        raise ConfigError(f"{where}: {key} must be a {kind.__name__}")
+    return value
+
+
+def _key(table: dict[str, object], key: str, where: str) -> bytes:
+    try:
+        return parse_public_key(str(_require(table, key, str, where)))
+    except ValueError as error:
+        raise ConfigError(f"{where}: {key}: {error}") from None
+
+
+def _name(table: dict[str, object], where: str) -> str:
+    name = str(_require(table, "name", str, where))
+    if not 0 < len(name) <= NAME_LENGTH_MAX:
+        raise ConfigError(f"{where}: name must have 1..{NAME_LENGTH_MAX} characters")
+    return name
+
+
+def _peer(table: object, index: int) -> PeerConfig:
+    where = f"peers[{index}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    address_text = table.get("address")
+    address = parse_address(str(address_text)) if address_text is not None else None
+    limits_table = table.get("limits", {})
+    if not isinstance(limits_table, dict):
+        raise ConfigError(f"{where}.limits must be a table")
+    limits: dict[str, int] = {}
+    for unit, limit in limits_table.items():
+        if not valid_unit(unit):
+            raise ConfigError(f"{where}.limits: unit {unit!r} is not like '1E-2 USD'")
+        if type(limit) is not int or not 0 <= limit <= AMOUNT_MAX:
+            raise ConfigError(f"{where}.limits: {unit} must be an integer 0..{AMOUNT_MAX}")
+        limits[unit] = limit
+    return PeerConfig(_name(table, where), _key(table, "public_key", where), address, limits)
+
+
+def parse_config(text: str, source: str = CONFIG_FILE) -> NodeConfig:
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    node = document.get("node")
+    if not isinstance(node, dict):
+        raise ConfigError(f"{source}: missing [node] table")
+    peers_list = document.get("peers", [])
+    if not isinstance(peers_list, list):
+        raise ConfigError(f"{source}: peers must be an array of tables")
+    peers = tuple(_peer(table, index) for index, table in enumerate(peers_list))
+    config = NodeConfig(
+        name=_name(node, "[node]"),
+        listen=parse_address(str(_require(node, "listen", str, "[node]"))),
+        public_key=_key(node, "public_key", "[node]"),
+        operator_key=_key(node, "operator_key", "[node]"),
+        peers=peers,
+    )
+    keys = [peer.public_key for peer in peers]
+    if len(set(keys)) != len(keys) or config.public_key in keys:
+        raise ConfigError(f"{source}: a peer key appears twice, or is the node's own key")
+    return config
+
+
+def _quote(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def render_config(config: NodeConfig) -> str:
+    lines = [
+        "# ledgermesh node config. Trust is configured, never discovered.",
+        "[node]",
+        f"name = {_quote(config.name)}",
+        f"listen = {_quote(format_address(config.listen))}",
+        f"public_key = {_quote(config.public_key.hex())}",
+        f"operator_key = {_quote(config.operator_key.hex())}",
+    ]
+    for peer in config.peers:
+        lines += ["", "[[peers]]", f"name = {_quote(peer.name)}"]
+        lines.append(f"public_key = {_quote(peer.public_key.hex())}")
+        if peer.address is not None:
+            lines.append(f"address = {_quote(format_address(peer.address))}")
+        lines.append("[peers.limits]  # credit we extend to this peer, in integer units")
+        lines += [f"{_quote(unit)} = {limit}" for unit, limit in sorted(peer.limits.items())]
+    return "\n".join(lines) + "\n"
+
+
+def load_config(directory: Path) -> NodeConfig:
+    path = directory / CONFIG_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{directory} is not a node directory (no {CONFIG_FILE}); "
+            "create one with: ledgermesh init DIR --name NAME --listen HOST:PORT"
+        ) from None
+    return parse_config(text, str(path))
+
+
+def save_config(directory: Path, config: NodeConfig) -> None:
+    """Replace the config file atomically."""
+    path = directory / CONFIG_FILE
+    temporary = path.with_suffix(".toml.tmp")
+    temporary.write_text(render_config(config))
+    temporary.replace(path)

@@ -1,0 +1,76 @@
+"""Every limit of the node, in one place.
+
+Units are last in the names. Relations between limits are asserted at the end
+of the module, so a change that breaks one fails at import, not in production.
+"""
+
+from __future__ import annotations
+
+# --- amounts -----------------------------------------------------------------
+AMOUNT_MAX = 2**63 - 1  # amounts are positive integers of the smallest unit
+UNIT_LENGTH_MAX = 32  # "1E-2 USD"
+REASON_LENGTH_MAX = 200  # free text on a REJECT
+NAME_LENGTH_MAX = 253  # a domain name
+HASH_BYTES = 32  # SHA-256 conditions and preimages
+PUBLIC_KEY_BYTES = 32
+SIGNATURE_BYTES = 64
+
+# --- wire --------------------------------------------------------------------
+FRAME_BYTES_MAX = 64 * 1024  # one signed frame (many messages, one signature)
+MESSAGES_PER_FRAME_MAX = 512
+API_FRAME_BYTES_MAX = 256 * 1024  # an operator request or response
+MSGPACK_DEPTH_MAX = 8  # nesting of decoded containers
+
+# --- SNAP --------------------------------------------------------------------
+PENDING_PROPOSALS_PER_PEER_MAX = 10_000  # pending in either direction, per peer
+OUTBOX_MESSAGES_PER_PEER_MAX = 20_000  # unacknowledged messages we must repeat
+RETRANSMIT_INTERVAL_MS = 1_000  # repeat an unacknowledged message this often
+RETRANSMIT_BATCH_MAX = 2_000  # messages repeated per peer per tick
+EXPIRY_IN_FUTURE_MS_MAX = 7 * 24 * 3600 * 1000  # a condition may not expire later
+CLOCK_SKEW_MS_MAX = 5_000  # an ACCEPT later than this past expiresAt is disputed
+EVIDENCE_PER_PEER_MAX = 1_000  # kept contradictory messages per peer
+FINAL_PROPOSALS_KEPT_PER_DIRECTION_MAX = 4_096  # settled proposals kept for repeats
+
+# --- transport ---------------------------------------------------------------
+QUIC_IDLE_TIMEOUT_S = 30.0
+QUIC_KEEPALIVE_INTERVAL_S = QUIC_IDLE_TIMEOUT_S / 3
+QUIC_MAX_DATAGRAM_BYTES = 1452
+QUIC_HANDSHAKE_TIMEOUT_S = 5.0
+QUIC_CONCURRENT_HANDSHAKES_MAX = 16
+PEER_SEND_QUEUE_BYTES_MAX = 8 * 1024 * 1024  # bytes queued towards one peer
+INCOMING_QUEUE_ITEMS_MAX = 4_096  # frames waiting for the runtime
+RECONNECT_BACKOFF_INITIAL_S = 0.1
+RECONNECT_BACKOFF_MAX_S = 5.0
+CONNECTIONS_MAX = 256  # peers plus operator clients
+PEER_FRAMES_PER_SECOND_MAX = 20_000  # a peer above this is throttled
+QUIC_CLOSE_LINGER_S = 3.0  # a closing connection answers stray packets this long at most
+QUIC_SHUTDOWN_TIMEOUT_S = 1.0  # time to send CONNECTION_CLOSE to every peer on exit
+QUIC_PENDING_DATAGRAMS_MAX = 16  # held per connection while it waits for a handshake slot
+UDP_SEND_TIMEOUT_S = 1.0  # one pass of sendto calls; later datagrams are dropped
+UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # SO_RCVBUF / SO_SNDBUF asked of the kernel
+
+# --- storage -----------------------------------------------------------------
+LOG_RECORD_BYTES_MAX = 1024 * 1024
+LOG_SEGMENT_BYTES_MAX = 64 * 1024 * 1024
+SNAPSHOT_EVERY_RECORDS = 50_000
+SNAPSHOT_BYTES_MAX = 512 * 1024 * 1024
+LOG_UNSYNCED_BYTES_MAX = 256 * 1024 * 1024  # appended but not yet synced; sync more often
+
+# --- runtime -----------------------------------------------------------------
+INPUTS_PER_PASS_MAX = 4_096  # inputs decided together, then one fsync
+TICK_INTERVAL_MS = 100
+API_REQUEST_TIMEOUT_S = 10.0
+
+# --- relations ---------------------------------------------------------------
+assert QUIC_KEEPALIVE_INTERVAL_S < QUIC_IDLE_TIMEOUT_S / 2
+assert RECONNECT_BACKOFF_INITIAL_S < RECONNECT_BACKOFF_MAX_S
+assert QUIC_CLOSE_LINGER_S < QUIC_IDLE_TIMEOUT_S
+assert FRAME_BYTES_MAX < PEER_SEND_QUEUE_BYTES_MAX
+assert API_FRAME_BYTES_MAX < PEER_SEND_QUEUE_BYTES_MAX
+assert FRAME_BYTES_MAX < LOG_RECORD_BYTES_MAX
+assert LOG_RECORD_BYTES_MAX < LOG_SEGMENT_BYTES_MAX
+assert LOG_RECORD_BYTES_MAX < LOG_UNSYNCED_BYTES_MAX
+assert RETRANSMIT_BATCH_MAX <= OUTBOX_MESSAGES_PER_PEER_MAX
+assert PENDING_PROPOSALS_PER_PEER_MAX <= OUTBOX_MESSAGES_PER_PEER_MAX
+assert CLOCK_SKEW_MS_MAX < EXPIRY_IN_FUTURE_MS_MAX
+assert 0 < FINAL_PROPOSALS_KEPT_PER_DIRECTION_MAX <= OUTBOX_MESSAGES_PER_PEER_MAX
