@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -250,7 +251,6 @@ def unpack(data: bytes, size_max: int) -> Any:
             raw=False,
             strict_map_key=True,
             use_list=True,
-            max_buffer_size=size_max,
         )
     except msgpack.ExtraData:
         raise DecodeError("trailing-bytes") from None
@@ -274,7 +274,7 @@ class PeerFrame:
     raw: bytes
 
 
-def encode_frame(key: crypto.NodeKey, receiver: bytes, messages: list[SnapMessage]) -> bytes:
+def encode_frame(key: crypto.NodeKey, receiver: bytes, messages: Sequence[SnapMessage]) -> bytes:
     assert 0 < len(messages) <= MESSAGES_PER_FRAME_MAX
     body = pack(
         {
@@ -335,7 +335,7 @@ def message_bytes_bound(message: SnapMessage) -> int:
     return 200
 
 
-def split_into_frames(messages: list[SnapMessage]) -> list[list[SnapMessage]]:
+def split_into_frames(messages: Sequence[SnapMessage]) -> list[list[SnapMessage]]:
     """Split messages into groups that each fit one frame."""
     budget = FRAME_BYTES_MAX - FRAME_OVERHEAD_BYTES
     groups: list[list[SnapMessage]] = []
