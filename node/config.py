@@ -6,6 +6,7 @@ Layout of a node directory (made by ``ledgermesh init``)::
     node.key       the node's ed25519 seed, mode 0600
     operator.key   the operator's ed25519 seed, mode 0600; its public key is in node.toml
     log/           the append-only log and snapshots
+    node.lock      held (flock) by the running node, so two never share a log
 
 ``node.toml``::
 
@@ -40,6 +41,7 @@ CONFIG_FILE = "node.toml"
 KEY_FILE = "node.key"
 OPERATOR_KEY_FILE = "operator.key"
 LOG_DIRECTORY = "log"
+LOCK_FILE = "node.lock"
 
 
 class ConfigError(Exception):

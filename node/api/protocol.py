@@ -1,0 +1,138 @@
+"""The operator API: requests and responses between the CLI and a running node.
+
+Rules:
+- The operator's client connects over the node's QUIC endpoint with the
+  operator key; the handshake authenticates it, so requests carry no
+  signature of their own. Only the operator key named in ``node.toml`` is
+  let in.
+- A request is ``{"id": int, "op": str, "args": map}``; the answer is
+  ``{"id": int, "ok": true, "result": ...}`` or
+  ``{"id": int, "ok": false, "error": {"code": str, "message": str}}``.
+- Requests are decoded strictly, like everything from outside: an unknown op
+  or a bad argument is an ``ApiError`` with a code, never a crash.
+- A node answers a request that changed state only after the change is
+  durable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from node.limits import AMOUNT_MAX, API_FRAME_BYTES_MAX, HASH_BYTES, NAME_LENGTH_MAX
+from node.wire import (
+    MSG_ID_MAX,
+    TIME_MS_MAX,
+    DecodeError,
+    check_fields,
+    pack,
+    require_bytes,
+    require_int,
+    require_str,
+    unpack,
+    valid_unit,
+)
+
+REQUEST_ID_MAX = 2**63 - 1
+
+
+class ApiError(Exception):
+    """Raised (and sent back as an error answer) when a request cannot be served.
+
+    ``code`` is stable and machine-readable; ``message`` is for people.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Request:
+    request_id: int
+    op: str
+    args: dict[str, Any]
+
+
+# op -> (required args, optional args)
+OPERATIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "status": (frozenset(), frozenset()),
+    "peers": (frozenset(), frozenset()),
+    "balances": (frozenset(), frozenset({"peer"})),
+    "pay": (frozenset({"peer", "amount", "unit"}), frozenset({"condition", "expires_at_ms"})),
+    "invoice": (frozenset({"amount", "unit"}), frozenset()),
+    "transfer": (frozenset({"peer", "direction", "msg_id"}), frozenset()),
+}
+
+
+def encode_request(request: Request) -> bytes:
+    return pack({"id": request.request_id, "op": request.op, "args": request.args})
+
+
+def decode_request(payload: bytes) -> Request:
+    """Decode and check a request. Raises ApiError("bad-request", ...)."""
+    try:
+        fields = unpack(payload, API_FRAME_BYTES_MAX)
+        if type(fields) is not dict:
+            raise DecodeError("malformed", "a request must be a map")
+        check_fields(fields, frozenset({"id", "op", "args"}), frozenset())
+        request_id = require_int(fields["id"], "id", 0, REQUEST_ID_MAX)
+        op = require_str(fields["op"], "op", 32)
+        args = fields["args"]
+        if type(args) is not dict:
+            raise DecodeError("bad-field", "args must be a map")
+        if op not in OPERATIONS:
+            raise ApiError("unknown-op", f"no operation {op!r}")
+        required, optional = OPERATIONS[op]
+        check_fields(args, required, optional)
+        _check_args(op, args)
+    except DecodeError as error:
+        raise ApiError("bad-request", str(error)) from None
+    return Request(request_id, op, args)
+
+
+def _check_args(op: str, args: dict[str, Any]) -> None:
+    if "peer" in args and args["peer"] is not None:
+        require_str(args["peer"], "peer", NAME_LENGTH_MAX)
+    if "amount" in args:
+        require_int(args["amount"], "amount", 1, AMOUNT_MAX)
+    if "unit" in args:
+        unit = require_str(args["unit"], "unit", 32)
+        if not valid_unit(unit):
+            raise DecodeError("bad-field", f"unit {unit!r} is not like '1E-2 USD'")
+    if args.get("condition") is not None:
+        require_bytes(args["condition"], "condition", HASH_BYTES)
+    if args.get("expires_at_ms") is not None:
+        require_int(args["expires_at_ms"], "expires_at_ms", 0, TIME_MS_MAX)
+    if op == "pay" and (args.get("condition") is None) != (args.get("expires_at_ms") is None):
+        raise DecodeError("bad-field", "condition and expires_at_ms come together")
+    if op == "transfer":
+        if args["direction"] not in ("out", "in"):
+            raise DecodeError("bad-field", "direction must be 'out' or 'in'")
+        require_int(args["msg_id"], "msg_id", 0, MSG_ID_MAX)
+
+
+def encode_result(request_id: int, result: object) -> bytes:
+    return pack({"id": request_id, "ok": True, "result": result})
+
+
+def encode_error(request_id: int, code: str, message: str) -> bytes:
+    return pack({"id": request_id, "ok": False, "error": {"code": code, "message": message}})
+
+
+def decode_response(payload: bytes) -> tuple[int, Any]:
+    """Decode an answer: (request id, result), raising ApiError for an error answer."""
+    try:
+        fields = unpack(payload, API_FRAME_BYTES_MAX)
+        if type(fields) is not dict:
+            raise DecodeError("malformed", "an answer must be a map")
+        request_id = require_int(fields.get("id"), "id", 0, REQUEST_ID_MAX)
+    except DecodeError as error:
+        raise ApiError("bad-answer", str(error)) from None
+    if fields.get("ok") is True:
+        return request_id, fields.get("result")
+    error_fields = fields.get("error")
+    if not isinstance(error_fields, dict):
+        raise ApiError("bad-answer", "error answer without an error")
+    raise ApiError(str(error_fields.get("code")), str(error_fields.get("message")))
