@@ -60,6 +60,7 @@ LOG_UNSYNCED_BYTES_MAX = 256 * 1024 * 1024  # appended but not yet synced; sync 
 INPUTS_PER_PASS_MAX = 4_096  # inputs decided together, then one fsync
 TICK_INTERVAL_MS = 100
 API_REQUEST_TIMEOUT_S = 10.0
+PAY_BATCH_TRANSFERS_MAX = 1_000  # transfers in one pay_batch operator request
 
 # --- relations ---------------------------------------------------------------
 assert QUIC_KEEPALIVE_INTERVAL_S < QUIC_IDLE_TIMEOUT_S / 2

@@ -268,6 +268,8 @@ class NodeRuntime:
             return self._balances(args.get("peer"))
         if request.op == "pay":
             return self._pay(args, now_ms, current)
+        if request.op == "pay_batch":
+            return self._pay_batch(args, now_ms, current)
         if request.op == "invoice":
             return self._invoice(args["amount"], args["unit"], now_ms, current)
         assert request.op == "transfer"
@@ -290,6 +292,22 @@ class NodeRuntime:
                     "state": "pending",
                 }
         raise AssertionError("ActionPropose answers with NotifyProposed or NotifyRefused")
+
+    def _pay_batch(self, args: dict[str, Any], now_ms: int, current: _Pass) -> dict[str, Any]:
+        """Many unconditional transfers to one peer in one request (bulk settlement).
+
+        Each is decided on its own: the answer lists a msgId or a refusal per amount.
+        """
+        peer_key = self._peer_key(args["peer"])
+        outcomes: list[dict[str, Any]] = []
+        for amount in args["amounts"]:
+            propose = ActionPropose(amount, args["unit"], None, None)
+            for effect in self._run_core(peer_key, propose, now_ms, current):
+                if isinstance(effect, NotifyRefused):
+                    outcomes.append({"amount": amount, "refused": effect.reason})
+                elif isinstance(effect, NotifyProposed):
+                    outcomes.append({"amount": amount, "msg_id": effect.msg_id})
+        return {"peer": args["peer"], "unit": args["unit"], "transfers": outcomes}
 
     def _invoice(self, amount: int, unit: str, now_ms: int, current: _Pass) -> dict[str, Any]:
         invoice = Invoice(self.random_bytes(HASH_BYTES), amount, unit, now_ms)

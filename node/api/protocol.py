@@ -19,7 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from node.limits import AMOUNT_MAX, API_FRAME_BYTES_MAX, HASH_BYTES, NAME_LENGTH_MAX
+from node.limits import (
+    AMOUNT_MAX,
+    API_FRAME_BYTES_MAX,
+    HASH_BYTES,
+    NAME_LENGTH_MAX,
+    PAY_BATCH_TRANSFERS_MAX,
+)
 from node.wire import (
     MSG_ID_MAX,
     TIME_MS_MAX,
@@ -63,6 +69,7 @@ OPERATIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "pay": (frozenset({"peer", "amount", "unit"}), frozenset({"condition", "expires_at_ms"})),
     "invoice": (frozenset({"amount", "unit"}), frozenset()),
     "transfer": (frozenset({"peer", "direction", "msg_id"}), frozenset()),
+    "pay_batch": (frozenset({"peer", "unit", "amounts"}), frozenset()),
 }
 
 
@@ -107,6 +114,14 @@ def _check_args(op: str, args: dict[str, Any]) -> None:
         require_int(args["expires_at_ms"], "expires_at_ms", 0, TIME_MS_MAX)
     if op == "pay" and (args.get("condition") is None) != (args.get("expires_at_ms") is None):
         raise DecodeError("bad-field", "condition and expires_at_ms come together")
+    if op == "pay_batch":
+        amounts = args["amounts"]
+        if type(amounts) is not list or not 0 < len(amounts) <= PAY_BATCH_TRANSFERS_MAX:
+            raise DecodeError(
+                "bad-field", f"amounts must be a list of 1..{PAY_BATCH_TRANSFERS_MAX}"
+            )
+        for amount in amounts:
+            require_int(amount, "amount", 1, AMOUNT_MAX)
     if op == "transfer":
         if args["direction"] not in ("out", "in"):
             raise DecodeError("bad-field", "direction must be 'out' or 'in'")
