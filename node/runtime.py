@@ -108,7 +108,11 @@ class NodeRuntime:
         clock_ms: Callable[[], int] = wall_clock_ms,
         random_bytes: Callable[[int], bytes] = os.urandom,
         recovery: dict[str, Any] | None = None,
+        disk_io_in_thread: bool = True,
     ) -> None:
+        """``disk_io_in_thread``: fsync in a worker thread so the node keeps receiving;
+        off for a simulated disk under a mock clock, where a thread would let the
+        clock jump while the sync runs."""
         assert key.public_key == config.public_key
         self.config = config
         self.key = key
@@ -123,6 +127,13 @@ class NodeRuntime:
         self.started_ms = clock_ms()
         self.records_since_snapshot = 0
         self.snapshot_lsn: int | None = self.recovery.get("snapshot_lsn")
+        self.disk_io_in_thread = disk_io_in_thread
+
+    async def _disk_io(self, operation: Callable[..., None], *args: Any) -> None:
+        if self.disk_io_in_thread:
+            await trio.to_thread.run_sync(operation, *args)
+        else:
+            operation(*args)
 
     # --- the loop ------------------------------------------------------------
 
@@ -153,7 +164,7 @@ class NodeRuntime:
     async def _make_durable(self) -> None:
         if self.log.next_lsn > self.log.durable_lsn:
             # An fsync error is fatal by design: it propagates and stops the node.
-            await trio.to_thread.run_sync(self.log.sync)
+            await self._disk_io(self.log.sync)
 
     def _release(self, current: _Pass) -> None:
         for peer_key, messages in current.outbox.items():
@@ -169,7 +180,7 @@ class NodeRuntime:
             return
         assert self.log.next_lsn == self.log.durable_lsn
         lsn, data = self.log.next_lsn, self.state.to_snapshot()
-        await trio.to_thread.run_sync(self.log.write_snapshot, lsn, data)
+        await self._disk_io(self.log.write_snapshot, lsn, data)
         self.snapshot_lsn = lsn
         self.records_since_snapshot = 0
         log.info("snapshot written", lsn=lsn, bytes=len(data))
