@@ -34,7 +34,7 @@ from node.config import (
     parse_address,
     save_config,
 )
-from node.crypto import KeyFileError, NodeKey, parse_public_key, write_key_file
+from node.crypto import KeyFileError, generate_key, parse_public_key, write_key_file
 from node.logs import LEVELS, configure_logging
 from node.net.base import TransportError
 from node.runtime import StartupError, run_node_forever
@@ -103,7 +103,7 @@ def cmd_init(args: argparse.Namespace) -> dict[str, Any]:
         raise CommandError(f"{directory} already holds a node ({CONFIG_FILE} exists)")
     listen = parse_address(args.listen)
     directory.mkdir(parents=True, exist_ok=True)
-    node_key, operator_key = NodeKey.generate(), NodeKey.generate()
+    node_key, operator_key = generate_key(), generate_key()
     write_key_file(directory / KEY_FILE, node_key)
     write_key_file(directory / OPERATOR_KEY_FILE, operator_key)
     (directory / LOG_DIRECTORY).mkdir(exist_ok=True)

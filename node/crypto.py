@@ -1,9 +1,8 @@
-"""Keys, key files, domain-separated signatures, hashes and QUIC certificates.
+"""Keys for the shell: generation, key files and QUIC certificates.
+
+Signing and verifying live in ``node.signatures`` (re-exported here).
 
 Rules:
-- Every signature covers ``b"ledgermesh/1/" + kind + b"\\x00" + payload``. The
-  kind names the message kind and the protocol version is in the prefix, so a
-  signature of one kind can never be replayed as another.
 - A key file holds the 32-byte ed25519 seed as hex. It is written with mode
   0600, and a node refuses to load one that others can read.
 - The private seed never appears in a repr, a log line or an error message.
@@ -12,14 +11,10 @@ Rules:
 from __future__ import annotations
 
 import datetime
-import hashlib
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
-import nacl.exceptions
-import nacl.signing
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -28,78 +23,40 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.x509.oid import NameOID
 
-from node.limits import PUBLIC_KEY_BYTES, SIGNATURE_BYTES
+from node.limits import PUBLIC_KEY_BYTES
+from node.signatures import (
+    KIND_PEER_FRAME,
+    SIGNATURE_PREFIX,
+    NodeKey,
+    sha256,
+    signed_bytes,
+    verify,
+)
 
-SIGNATURE_PREFIX = b"ledgermesh/1/"
-
-# The kinds of signed things. One word each, never reused for another meaning.
-KIND_PEER_FRAME = b"peer-frame"
-KIND_API_REQUEST = b"api-request"
+__all__ = [
+    "KIND_PEER_FRAME",
+    "SIGNATURE_PREFIX",
+    "KeyFileError",
+    "NodeKey",
+    "certificate_public_key",
+    "generate_key",
+    "load_key_file",
+    "make_certificate",
+    "parse_public_key",
+    "sha256",
+    "signed_bytes",
+    "verify",
+    "write_key_file",
+]
 
 
 class KeyFileError(Exception):
     """Raised when a key file is missing, malformed, or readable by others."""
 
 
-def sha256(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
-
-
-def signed_bytes(kind: bytes, payload: bytes) -> bytes:
-    """The exact bytes a signature of ``kind`` covers."""
-    assert b"\x00" not in kind
-    return SIGNATURE_PREFIX + kind + b"\x00" + payload
-
-
-@dataclass(frozen=True, repr=False)
-class NodeKey:
-    """An ed25519 signing key. Only the shell holds one; cores verify."""
-
-    seed: bytes
-
-    def __post_init__(self) -> None:
-        assert len(self.seed) == 32
-
-    def __repr__(self) -> str:
-        return f"NodeKey(public={self.public_key.hex()[:16]}...)"
-
-    @classmethod
-    def generate(cls) -> NodeKey:
-        return cls(os.urandom(32))
-
-    @property
-    def public_key(self) -> bytes:
-        return bytes(nacl.signing.SigningKey(self.seed).verify_key)
-
-    def sign(self, kind: bytes, payload: bytes) -> bytes:
-        signing_key = _signing_key_cache.get(self.seed)
-        if signing_key is None:
-            signing_key = nacl.signing.SigningKey(self.seed)
-            _signing_key_cache[self.seed] = signing_key
-        return bytes(signing_key.sign(signed_bytes(kind, payload)).signature)
-
-
-_signing_key_cache: dict[bytes, nacl.signing.SigningKey] = {}
-_verify_key_cache: dict[bytes, nacl.signing.VerifyKey] = {}
-
-
-def verify(public_key: bytes, kind: bytes, payload: bytes, signature: bytes) -> bool:
-    """True when ``signature`` is ``public_key``'s signature of ``kind`` over ``payload``."""
-    if len(public_key) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
-        return False
-    verify_key = _verify_key_cache.get(public_key)
-    if verify_key is None:
-        try:
-            verify_key = nacl.signing.VerifyKey(public_key)
-        except (nacl.exceptions.CryptoError, ValueError):
-            return False
-        if len(_verify_key_cache) < 4096:
-            _verify_key_cache[public_key] = verify_key
-    try:
-        verify_key.verify(signed_bytes(kind, payload), signature)
-    except nacl.exceptions.BadSignatureError:
-        return False
-    return True
+def generate_key() -> NodeKey:
+    """A new ed25519 key from the operating system's randomness."""
+    return NodeKey(os.urandom(32))
 
 
 # --- key files ---------------------------------------------------------------

@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from node.crypto import sha256
 from node.limits import (
     AMOUNT_MAX,
     HASH_BYTES,
@@ -31,6 +30,7 @@ from node.limits import (
     SNAPSHOT_BYTES_MAX,
     UNIT_LENGTH_MAX,
 )
+from node.signatures import sha256
 from node.snap.events import Effect, Input, PersistRecord
 from node.snap.ledger import BilateralLedger
 from node.snap.records import Record, record_from_wire

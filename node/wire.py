@@ -26,7 +26,7 @@ from typing import Any
 
 import msgpack
 
-from node import crypto
+from node import signatures as crypto
 from node.limits import (
     AMOUNT_MAX,
     FRAME_BYTES_MAX,

@@ -8,11 +8,11 @@ import pytest
 
 from node import units
 from node.config import ConfigError, NodeConfig, PeerConfig, parse_config, render_config
-from node.crypto import KeyFileError, NodeKey, load_key_file, verify, write_key_file
+from node.crypto import KeyFileError, generate_key, load_key_file, verify, write_key_file
 
 
 def test_key_file_is_written_0600_and_loads(tmp_path):
-    key = NodeKey.generate()
+    key = generate_key()
     path = tmp_path / "node.key"
     write_key_file(path, key)
     assert os.stat(path).st_mode & 0o777 == 0o600
@@ -21,7 +21,7 @@ def test_key_file_is_written_0600_and_loads(tmp_path):
 
 def test_key_file_readable_by_others_is_refused_with_a_clear_message(tmp_path):
     path = tmp_path / "node.key"
-    write_key_file(path, NodeKey.generate())
+    write_key_file(path, generate_key())
     path.chmod(0o644)
     with pytest.raises(KeyFileError, match="chmod 600"):
         load_key_file(path)
@@ -29,18 +29,18 @@ def test_key_file_readable_by_others_is_refused_with_a_clear_message(tmp_path):
 
 def test_key_file_never_overwritten(tmp_path):
     path = tmp_path / "node.key"
-    write_key_file(path, NodeKey.generate())
+    write_key_file(path, generate_key())
     with pytest.raises(FileExistsError):
-        write_key_file(path, NodeKey.generate())
+        write_key_file(path, generate_key())
 
 
 def test_seed_is_not_in_repr():
-    key = NodeKey.generate()
+    key = generate_key()
     assert key.seed.hex() not in repr(key)
 
 
 def test_signatures_are_domain_separated():
-    key = NodeKey.generate()
+    key = generate_key()
     signature = key.sign(b"peer-frame", b"payload")
     assert verify(key.public_key, b"peer-frame", b"payload", signature)
     assert not verify(key.public_key, b"api-request", b"payload", signature)
