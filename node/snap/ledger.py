@@ -45,7 +45,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from node.signatures import sha256
 from node.limits import (
     AMOUNT_MAX,
     CLOCK_SKEW_MS_MAX,
@@ -60,6 +59,7 @@ from node.limits import (
     RETRANSMIT_BATCH_MAX,
     RETRANSMIT_INTERVAL_MS,
 )
+from node.signatures import sha256
 from node.snap.events import (
     ActionDecide,
     ActionLearnPreimage,

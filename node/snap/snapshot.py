@@ -19,7 +19,6 @@ from collections import deque
 from dataclasses import fields
 from typing import Any
 
-from node.signatures import sha256
 from node.limits import (
     AMOUNT_MAX,
     EVIDENCE_PER_PEER_MAX,
@@ -27,6 +26,7 @@ from node.limits import (
     REASON_LENGTH_MAX,
     UNIT_LENGTH_MAX,
 )
+from node.signatures import sha256
 from node.snap.events import Direction, ProposalStatus
 from node.snap.records import EvidenceKept, record_from_wire
 from node.snap.state import LedgerState, Proposal, UnitSums

@@ -31,8 +31,8 @@ import heapq
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field, fields
 
-from node.signatures import sha256
 from node.limits import EVIDENCE_PER_PEER_MAX
+from node.signatures import sha256
 from node.snap.events import Direction, ProposalStatus, ProposalView, Totals
 from node.snap.records import (
     EvidenceKept,

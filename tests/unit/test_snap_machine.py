@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from node.signatures import sha256
 from node.limits import CLOCK_SKEW_MS_MAX, RETRANSMIT_INTERVAL_MS
+from node.signatures import sha256
 from node.snap import (
     ActionDecide,
     ActionLearnPreimage,
