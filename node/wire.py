@@ -93,6 +93,7 @@ class Ack:
 
 SnapMessage = Propose | Accept | Reject | Ack
 
+_HEX_PATTERN = re.compile(f"[0-9a-fA-F]{{{HASH_BYTES * 2}}}")
 _UNIT_PATTERN = re.compile(r"^1E-?[0-9]{1,2} [A-Z0-9][A-Za-z0-9._-]{0,19}$")
 
 
@@ -226,10 +227,9 @@ def snap_from_json(fields: dict[str, Any]) -> SnapMessage:
     for name in ("condition", "preimage"):
         value = converted.get(name)
         if isinstance(value, str):
-            try:
-                converted[name] = bytes.fromhex(value)
-            except ValueError:
-                raise DecodeError("bad-field", f"{name} is not hex") from None
+            if _HEX_PATTERN.fullmatch(value) is None:
+                raise DecodeError("bad-field", f"{name} is not {HASH_BYTES * 2} hex digits")
+            converted[name] = bytes.fromhex(value)
     return snap_from_wire(converted)
 
 
