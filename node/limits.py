@@ -56,6 +56,28 @@ SNAPSHOT_EVERY_RECORDS = 50_000
 SNAPSHOT_BYTES_MAX = 512 * 1024 * 1024
 LOG_UNSYNCED_BYTES_MAX = 256 * 1024 * 1024  # appended but not yet synced; sync more often
 
+# --- customer ledgers (node/ledger) --------------------------------------------
+USER_NAME_LENGTH_MAX = 64  # the part of an address before the @
+ADDRESS_LENGTH_MAX = USER_NAME_LENGTH_MAX + 1 + NAME_LENGTH_MAX  # name@domain
+ASSET_CODE_LENGTH_MAX = 12  # the part of a UAI after the /
+UAI_LENGTH_MAX = NAME_LENGTH_MAX + 1 + ASSET_CODE_LENGTH_MAX  # issuer-domain/CODE
+KYC_LEVEL_MAX = 9  # KYC levels are 0..9
+ASSET_DECIMALS_MAX = 18
+ATTRIBUTES_PER_USER_MAX = 16  # operator-given str -> str attributes of a user
+ATTRIBUTE_NAME_LENGTH_MAX = 32
+ATTRIBUTE_VALUE_LENGTH_MAX = 256
+USERS_PER_VALIDATOR_MAX = 1_000_000
+ASSETS_PER_VALIDATOR_MAX = 1_000
+NONCE_MAX = 2**63 - 1  # instruction nonces are 1..NONCE_MAX, strictly increasing per signer
+INSTRUCTION_BYTES_MAX = 1024  # a signed user or issuer instruction
+ASSETS_PER_ENTRY_MAX = 4  # balance changes one chain entry may carry
+CHAIN_ENTRY_BYTES_MAX = 4 * 1024
+CHAIN_ENTRIES_PER_PULL_MAX = 50  # entries one chain pull returns: one API frame
+CHAIN_FILE_ENTRIES_MAX = 1_000_000
+CHAIN_FILE_BYTES_MAX = 1024 * 1024 * 1024
+EVIDENCE_FILE_BYTES_MAX = 4 * CHAIN_ENTRY_BYTES_MAX
+DAY_MS = 24 * 3600 * 1000  # daily limits count per UTC day
+
 # --- runtime -----------------------------------------------------------------
 INPUTS_PER_PASS_MAX = 4_096  # inputs decided together, then one fsync
 TICK_INTERVAL_MS = 100
@@ -75,3 +97,8 @@ assert RETRANSMIT_BATCH_MAX <= OUTBOX_MESSAGES_PER_PEER_MAX
 assert PENDING_PROPOSALS_PER_PEER_MAX <= OUTBOX_MESSAGES_PER_PEER_MAX
 assert CLOCK_SKEW_MS_MAX < EXPIRY_IN_FUTURE_MS_MAX
 assert 0 < FINAL_PROPOSALS_KEPT_PER_DIRECTION_MAX <= OUTBOX_MESSAGES_PER_PEER_MAX
+assert INSTRUCTION_BYTES_MAX < CHAIN_ENTRY_BYTES_MAX
+assert 2 * CHAIN_ENTRY_BYTES_MAX < LOG_RECORD_BYTES_MAX  # a transfer's record holds two entries
+assert CHAIN_ENTRIES_PER_PULL_MAX * CHAIN_ENTRY_BYTES_MAX < API_FRAME_BYTES_MAX
+assert CHAIN_ENTRIES_PER_PULL_MAX <= CHAIN_FILE_ENTRIES_MAX
+assert NONCE_MAX <= AMOUNT_MAX  # both fit msgpack's signed 64-bit integers

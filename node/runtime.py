@@ -22,7 +22,7 @@ import signal
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,14 @@ import structlog
 import trio
 
 from node import wire
-from node.api.protocol import ApiError, Request, decode_request, encode_error, encode_result
+from node.api.protocol import (
+    ApiError,
+    Request,
+    decode_request,
+    encode_error,
+    encode_result,
+    request_id_of,
+)
 from node.config import KEY_FILE, LOCK_FILE, LOG_DIRECTORY, NodeConfig, load_config
 from node.crypto import NodeKey, load_key_file
 from node.limits import (
@@ -250,7 +257,7 @@ class NodeRuntime:
             request = decode_request(event.payload)
         except ApiError as error:
             self._refuse(f"api-{error.code}", error.message)
-            request_id = _request_id_or_zero(event.payload)
+            request_id = request_id_of(event.payload) or 0
             current.replies.append(
                 (event.peer_key, encode_error(request_id, error.code, error.message))
             )
@@ -362,8 +369,8 @@ class NodeRuntime:
                     {
                         "peer": self.peer_names.get(peer_key, peer_key.hex()),
                         "unit": unit,
-                        "ours": _party(balances.ours),
-                        "theirs": _party(balances.theirs),
+                        "ours": asdict(balances.ours),
+                        "theirs": asdict(balances.theirs),
                         "accepted_in": unit_totals.accepted_in,
                         "accepted_out": unit_totals.accepted_out,
                         "accepted_count": unit_totals.accepted_in_count
@@ -423,23 +430,6 @@ class NodeRuntime:
             },
             "refusals": dict(self.refusals),
         }
-
-
-def _party(balance: Any) -> dict[str, int]:
-    return {
-        "current": balance.current,
-        "payable": balance.payable,
-        "receivable": balance.receivable,
-    }
-
-
-def _request_id_or_zero(payload: bytes) -> int:
-    try:
-        fields = wire.unpack(payload, len(payload))
-    except wire.DecodeError:
-        return 0
-    request_id = fields.get("id") if isinstance(fields, dict) else None
-    return request_id if type(request_id) is int and request_id >= 0 else 0
 
 
 # --- starting a node from its directory -----------------------------------------

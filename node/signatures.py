@@ -24,6 +24,13 @@ SIGNATURE_PREFIX = b"ledgermesh/1/"
 # The kinds of signed things. One word each, never reused for another meaning.
 KIND_PEER_FRAME = b"peer-frame"
 KIND_API_REQUEST = b"api-request"
+KIND_USER_IDENTITY = b"user-identity"  # a user binds its key to its address
+KIND_FEDERATION = b"federation"  # a validator vouches for a user's key and KYC level
+KIND_ASSET_DEFINITION = b"asset-definition"  # an issuer defines a UAI
+KIND_LEDGER_TRANSFER = b"ledger-transfer"  # a user pays another user of its validator
+KIND_LEDGER_DEPOSIT = b"ledger-deposit"  # an issuer emits to a user
+KIND_LEDGER_WITHDRAW = b"ledger-withdraw"  # an issuer redeems from a user
+KIND_CHAIN_ENTRY = b"chain-entry"  # a validator makes an account-chain entry final
 
 
 def sha256(data: bytes) -> bytes:

@@ -14,14 +14,19 @@ from typing import Any
 
 import trio
 
-from node.api.protocol import ApiError, Request, decode_response, encode_request
+from node.api.protocol import (
+    ApiError,
+    Request,
+    decode_response,
+    encode_request,
+    request_id_of,
+)
 from node.config import OPERATOR_KEY_FILE, load_config
 from node.crypto import NodeKey, load_key_file
 from node.limits import API_REQUEST_TIMEOUT_S
 from node.net.base import TransportError
 from node.net.quic import QuicClient, open_quic_client
 from node.nurseries import collapse_single_exception_group
-from node.wire import DecodeError, unpack
 
 
 @dataclass
@@ -71,7 +76,7 @@ class ApiClient:
                     if pending is not None:
                         pending.result = result
                 except ApiError as error:
-                    failed_id = _request_id_of(payload)
+                    failed_id = request_id_of(payload)
                     pending = self._pending.get(failed_id) if failed_id is not None else None
                     if pending is not None:
                         pending.error = error
@@ -82,15 +87,6 @@ class ApiClient:
             for pending in self._pending.values():
                 pending.error = self._closed
                 pending.done.set()
-
-
-def _request_id_of(payload: bytes) -> int | None:
-    try:
-        fields = unpack(payload, len(payload))
-    except DecodeError:
-        return None
-    request_id = fields.get("id") if isinstance(fields, dict) else None
-    return request_id if type(request_id) is int else None
 
 
 @asynccontextmanager

@@ -128,6 +128,16 @@ def _check_args(op: str, args: dict[str, Any]) -> None:
         require_int(args["msg_id"], "msg_id", 0, MSG_ID_MAX)
 
 
+def request_id_of(payload: bytes) -> int | None:
+    """The ``id`` of a request or answer that failed to decode, if it can be read."""
+    try:
+        fields = unpack(payload, API_FRAME_BYTES_MAX)
+    except DecodeError:
+        return None
+    request_id = fields.get("id") if isinstance(fields, dict) else None
+    return request_id if type(request_id) is int and 0 <= request_id <= REQUEST_ID_MAX else None
+
+
 def encode_result(request_id: int, result: object) -> bytes:
     return pack({"id": request_id, "ok": True, "result": result})
 
