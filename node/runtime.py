@@ -1,17 +1,14 @@
-"""The shell: wires the cores, the log, the transport and the clock, under trio.
+"""The shell under trio: the node's engine, its log, its QUIC endpoint and the clock.
 
 Rules:
-- One task decides. It takes every input that is ready (frames from peers,
-  operator requests, clock ticks), up to INPUTS_PER_PASS_MAX, runs them through
-  the cores, appends the records they produce, makes them durable with one
-  fsync (group commit), and only then lets out what the pass decided: frames
-  to peers and answers to the operator. Nothing leaves the node before the
-  record that causes it is durable.
-- Frames are signed here, once per frame of many messages; the cores only
-  verify and decide.
-- Bad input from the network or the operator is counted by reason and
-  answered with a refusal; it never stops the node. A failing disk does: the
-  node cannot keep its promises without it, so an fsync error is fatal.
+- ``NodeRuntime`` loops: take every input ready now (up to
+  INPUTS_PER_PASS_MAX), let the engine decide, fsync once (group commit, in a
+  worker thread), then send what the pass decided. Nothing leaves the node
+  before the record that causes it is durable.
+- All decisions live in ``node.engine``; this module only moves bytes between
+  the engine, the disk and the network, and owns the process: the directory
+  lock, signals, startup checks.
+- A failing disk stops the node: it cannot keep its promises without it.
 """
 
 from __future__ import annotations
@@ -20,51 +17,19 @@ import fcntl
 import os
 import signal
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
 import trio
 
-from node import wire
-from node.api.protocol import (
-    ApiError,
-    Request,
-    decode_request,
-    encode_error,
-    encode_result,
-    request_id_of,
-)
-from node.config import KEY_FILE, LOCK_FILE, LOG_DIRECTORY, NodeConfig, load_config
-from node.crypto import NodeKey, load_key_file
-from node.limits import (
-    HASH_BYTES,
-    INPUTS_PER_PASS_MAX,
-    SNAPSHOT_EVERY_RECORDS,
-    TICK_INTERVAL_MS,
-)
-from node.net.base import PeerDown, PeerUp, Received, Transport, TransportEvent
+from node.config import KEY_FILE, LOCK_FILE, LOG_DIRECTORY, load_config
+from node.crypto import load_key_file
+from node.engine import NodeEngine, recover_state
+from node.limits import INPUTS_PER_PASS_MAX, TICK_INTERVAL_MS
+from node.net.base import Transport, TransportEvent
 from node.net.quic import open_quic_endpoint
 from node.nurseries import collapse_single_exception_group
-from node.snap.events import (
-    ActionLearnPreimage,
-    ActionPropose,
-    Direction,
-    Effect,
-    Input,
-    NotifyFinal,
-    NotifyProposed,
-    NotifyRefused,
-    PeerConnected,
-    PersistRecord,
-    ReceiveMessages,
-    SendMessages,
-    TimerTick,
-)
-from node.state import Invoice, NodeState, invoice_log_record, snap_log_record
 from node.storage.disk import RealDisk
 from node.storage.log import AppendLog, RecoveryReport
 
@@ -79,72 +44,33 @@ def wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
 
-@dataclass
-class _Pass:
-    """What one pass decided, held back until its records are durable."""
-
-    outbox: defaultdict[bytes, list[wire.SnapMessage]]
-    replies: list[tuple[bytes, bytes]]
-
-
-def recover_state(log_: AppendLog, config: NodeConfig) -> tuple[NodeState, int]:
-    """Rebuild the state: the latest snapshot, then every record after it."""
-    peer_units = {peer.public_key: peer.limits for peer in config.peers}
-    snapshot = log_.load_snapshot()
-    if snapshot is None:
-        state, start_lsn = NodeState(peer_units), 0
-    else:
-        start_lsn, data = snapshot
-        state = NodeState.from_snapshot(data, peer_units)
-    replayed = 0
-    for _lsn, payload in log_.records(start_lsn):
-        state.apply_log_record(payload)
-        replayed += 1
-    return state, replayed
-
-
 class NodeRuntime:
+    """Drives a NodeEngine under trio: events from the transport, fsync, then send."""
+
     def __init__(
         self,
-        config: NodeConfig,
-        key: NodeKey,
-        log_: AppendLog,
-        state: NodeState,
+        engine: NodeEngine,
         transport: Transport,
         *,
         clock_ms: Callable[[], int] = wall_clock_ms,
-        random_bytes: Callable[[int], bytes] = os.urandom,
-        recovery: dict[str, Any] | None = None,
         disk_io_in_thread: bool = True,
     ) -> None:
         """``disk_io_in_thread``: fsync in a worker thread so the node keeps receiving;
         off for a simulated disk under a mock clock, where a thread would let the
         clock jump while the sync runs."""
-        assert key.public_key == config.public_key
-        self.config = config
-        self.key = key
-        self.log = log_
-        self.state = state
+        self.engine = engine
         self.transport = transport
         self.clock_ms = clock_ms
-        self.random_bytes = random_bytes
-        self.recovery = recovery or {}
-        self.peer_names = {peer.public_key: peer.name for peer in config.peers}
-        self.refusals: Counter[str] = Counter()
-        self.started_ms = clock_ms()
-        self.records_since_snapshot = 0
-        self.snapshot_lsn: int | None = self.recovery.get("snapshot_lsn")
         self.disk_io_in_thread = disk_io_in_thread
 
-    async def _disk_io(self, operation: Callable[..., None], *args: Any) -> None:
+    async def _disk_io(self, operation: Callable[[], None]) -> None:
         if self.disk_io_in_thread:
-            await trio.to_thread.run_sync(operation, *args)
+            await trio.to_thread.run_sync(operation)
         else:
-            operation(*args)
-
-    # --- the loop ------------------------------------------------------------
+            operation()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Decide in passes: every input ready now, one fsync, then what the pass let out."""
         task_status.started()
         next_tick_ms = self.clock_ms() + TICK_INTERVAL_MS
         while True:
@@ -156,280 +82,25 @@ class NodeRuntime:
                     batch.append(self.transport.events.receive_nowait())
                 except trio.WouldBlock:
                     break
-            current = _Pass(defaultdict(list), [])
             now_ms = self.clock_ms()
-            for event in batch:
-                self._on_event(event, now_ms, current)
-            if now_ms >= next_tick_ms:
-                for peer_key in list(self.state.ledgers):
-                    self._run_core(peer_key, TimerTick(), now_ms, current)
+            tick = now_ms >= next_tick_ms
+            if tick:
                 next_tick_ms = now_ms + TICK_INTERVAL_MS
-            await self._make_durable()
-            self._release(current)
-            await self._maybe_snapshot()
-
-    async def _make_durable(self) -> None:
-        if self.log.next_lsn > self.log.durable_lsn:
-            # An fsync error is fatal by design: it propagates and stops the node.
-            await self._disk_io(self.log.sync)
-
-    def _release(self, current: _Pass) -> None:
-        for peer_key, messages in current.outbox.items():
-            for group in wire.split_into_frames(messages):
-                frame = wire.encode_frame(self.key, peer_key, group)
-                self.transport.send_nowait(peer_key, frame)
-        for client_key, payload in current.replies:
-            self.transport.send_nowait(client_key, payload)
-        self.transport.flush()
-
-    async def _maybe_snapshot(self, *, force: bool = False) -> None:
-        if self.records_since_snapshot < (1 if force else SNAPSHOT_EVERY_RECORDS):
-            return
-        assert self.log.next_lsn == self.log.durable_lsn
-        lsn, data = self.log.next_lsn, self.state.to_snapshot()
-        await self._disk_io(self.log.write_snapshot, lsn, data)
-        self.snapshot_lsn = lsn
-        self.records_since_snapshot = 0
-        log.info("snapshot written", lsn=lsn, bytes=len(data))
+            decisions = self.engine.decide(batch, now_ms, tick=tick)
+            if self.engine.sync_due:
+                await self._disk_io(self.engine.sync)
+            for key, payload in self.engine.outgoing(decisions):
+                self.transport.send_nowait(key, payload)
+            self.transport.flush()
+            if self.engine.snapshot_due():
+                await self._disk_io(self.engine.write_snapshot)
 
     async def shutdown(self) -> None:
         """Make everything durable and leave a snapshot, so the next start is quick."""
-        await self._make_durable()
-        await self._maybe_snapshot(force=True)
-
-    # --- inputs --------------------------------------------------------------
-
-    def _on_event(self, event: TransportEvent, now_ms: int, current: _Pass) -> None:
-        if isinstance(event, PeerUp):
-            if event.peer_key in self.peer_names:
-                log.info("peer up", peer=self.peer_names[event.peer_key])
-                self._run_core(event.peer_key, PeerConnected(), now_ms, current)
-        elif isinstance(event, PeerDown):
-            if event.peer_key in self.peer_names:
-                log.info("peer down", peer=self.peer_names[event.peer_key])
-        elif event.peer_key in self.peer_names:
-            self._on_frame(event, now_ms, current)
-        elif event.peer_key == self.config.operator_key:
-            self._on_request(event, now_ms, current)
-        else:
-            self._refuse("unknown-key", "a key that is neither a peer nor the operator")
-
-    def _on_frame(self, event: Received, now_ms: int, current: _Pass) -> None:
-        try:
-            frame = wire.decode_frame(event.payload)
-        except wire.DecodeError as error:
-            self._refuse(f"frame-{error.reason}", error.detail, peer=event.peer_key)
-            return
-        if frame.sender != event.peer_key or frame.receiver != self.key.public_key:
-            self._refuse("frame-misaddressed", "frame not from this link or not for us")
-            return
-        self._run_core(event.peer_key, ReceiveMessages(frame.messages, frame.raw), now_ms, current)
-
-    def _run_core(self, peer_key: bytes, event: Input, now_ms: int, current: _Pass) -> list[Effect]:
-        effects = self.state.handle(peer_key, event, now_ms)
-        for effect in effects:
-            if isinstance(effect, PersistRecord):
-                self.log.append(snap_log_record(peer_key, effect.record))
-                self.records_since_snapshot += 1
-            elif isinstance(effect, SendMessages):
-                current.outbox[peer_key].extend(effect.messages)
-            elif isinstance(effect, NotifyRefused):
-                self._refuse(effect.reason, effect.detail, peer=peer_key)
-            elif isinstance(effect, NotifyFinal):
-                log.debug(
-                    "transfer final",
-                    peer=self.peer_names.get(peer_key),
-                    direction=str(effect.direction),
-                    msg_id=effect.msg_id,
-                    accepted=effect.accepted,
-                    reason=effect.reason,
-                )
-        return effects
-
-    def _refuse(self, reason: str, detail: str, *, peer: bytes | None = None) -> None:
-        self.refusals[reason] += 1
-        log.debug("refused", reason=reason, detail=detail, peer=self.peer_names.get(peer or b""))
-
-    # --- the operator API ------------------------------------------------------
-
-    def _on_request(self, event: Received, now_ms: int, current: _Pass) -> None:
-        try:
-            request = decode_request(event.payload)
-        except ApiError as error:
-            self._refuse(f"api-{error.code}", error.message)
-            request_id = request_id_of(event.payload) or 0
-            current.replies.append(
-                (event.peer_key, encode_error(request_id, error.code, error.message))
-            )
-            return
-        try:
-            result = self._serve(request, now_ms, current)
-            reply = encode_result(request.request_id, result)
-        except ApiError as error:
-            reply = encode_error(request.request_id, error.code, error.message)
-        current.replies.append((event.peer_key, reply))
-
-    def _peer_key(self, name: str) -> bytes:
-        peer = self.config.peer_by_name(name)
-        if peer is None:
-            known = ", ".join(self.peer_names.values()) or "none"
-            raise ApiError("unknown-peer", f"no trusted peer {name!r} (trusted: {known})")
-        return peer.public_key
-
-    def _serve(self, request: Request, now_ms: int, current: _Pass) -> Any:
-        args = request.args
-        if request.op == "status":
-            return self._status(now_ms)
-        if request.op == "peers":
-            return self._peers()
-        if request.op == "balances":
-            return self._balances(args.get("peer"))
-        if request.op == "pay":
-            return self._pay(args, now_ms, current)
-        if request.op == "pay_batch":
-            return self._pay_batch(args, now_ms, current)
-        if request.op == "invoice":
-            return self._invoice(args["amount"], args["unit"], now_ms, current)
-        assert request.op == "transfer"
-        return self._transfer(args["peer"], args["direction"], args["msg_id"])
-
-    def _pay(self, args: dict[str, Any], now_ms: int, current: _Pass) -> dict[str, Any]:
-        peer_key = self._peer_key(args["peer"])
-        propose = ActionPropose(
-            args["amount"], args["unit"], args.get("condition"), args.get("expires_at_ms")
-        )
-        for effect in self._run_core(peer_key, propose, now_ms, current):
-            if isinstance(effect, NotifyRefused):
-                raise ApiError(effect.reason, effect.detail)
-            if isinstance(effect, NotifyProposed):
-                return {
-                    "peer": args["peer"],
-                    "msg_id": effect.msg_id,
-                    "amount": args["amount"],
-                    "unit": args["unit"],
-                    "state": "pending",
-                }
-        raise AssertionError("ActionPropose answers with NotifyProposed or NotifyRefused")
-
-    def _pay_batch(self, args: dict[str, Any], now_ms: int, current: _Pass) -> dict[str, Any]:
-        """Many unconditional transfers to one peer in one request (bulk settlement).
-
-        Each is decided on its own: the answer lists a msgId or a refusal per amount.
-        """
-        peer_key = self._peer_key(args["peer"])
-        outcomes: list[dict[str, Any]] = []
-        for amount in args["amounts"]:
-            propose = ActionPropose(amount, args["unit"], None, None)
-            for effect in self._run_core(peer_key, propose, now_ms, current):
-                if isinstance(effect, NotifyRefused):
-                    outcomes.append({"amount": amount, "refused": effect.reason})
-                elif isinstance(effect, NotifyProposed):
-                    outcomes.append({"amount": amount, "msg_id": effect.msg_id})
-        return {"peer": args["peer"], "unit": args["unit"], "transfers": outcomes}
-
-    def _invoice(self, amount: int, unit: str, now_ms: int, current: _Pass) -> dict[str, Any]:
-        invoice = Invoice(self.random_bytes(HASH_BYTES), amount, unit, now_ms)
-        self.log.append(invoice_log_record(invoice))
-        self.records_since_snapshot += 1
-        self.state.add_invoice(invoice)
-        for peer_key in list(self.state.ledgers):
-            self._run_core(peer_key, ActionLearnPreimage(invoice.preimage), now_ms, current)
-        return {"condition": invoice.condition, "amount": amount, "unit": unit}
-
-    def _transfer(self, peer_name: str, direction: str, msg_id: int) -> dict[str, Any]:
-        peer_key = self._peer_key(peer_name)
-        side = Direction.OUTGOING if direction == "out" else Direction.INCOMING
-        view = self.state.ledger(peer_key).proposal(side, msg_id)
-        if view is None:
-            raise ApiError("not-found", f"no {direction} transfer {msg_id} with {peer_name}")
-        return {
-            "peer": peer_name,
-            "direction": direction,
-            "msg_id": msg_id,
-            "state": str(view.status),
-            "amount": view.amount,
-            "unit": view.unit,
-            "condition": view.condition,
-            "expires_at_ms": view.expires_at_ms,
-            "preimage": view.preimage,
-            "reason": view.reason,
-            "late": view.late,
-            "acknowledged": view.acknowledged,
-        }
-
-    def _balances(self, peer_name: str | None) -> list[dict[str, Any]]:
-        keys = [self._peer_key(peer_name)] if peer_name is not None else list(self.state.ledgers)
-        rows = []
-        for peer_key in keys:
-            ledger = self.state.ledger(peer_key)
-            totals = ledger.totals()
-            for unit, balances in sorted(ledger.balances().items()):
-                unit_totals = totals[unit]
-                rows.append(
-                    {
-                        "peer": self.peer_names.get(peer_key, peer_key.hex()),
-                        "unit": unit,
-                        "ours": asdict(balances.ours),
-                        "theirs": asdict(balances.theirs),
-                        "accepted_in": unit_totals.accepted_in,
-                        "accepted_out": unit_totals.accepted_out,
-                        "accepted_count": unit_totals.accepted_in_count
-                        + unit_totals.accepted_out_count,
-                        "rejected_count": unit_totals.rejected_in_count
-                        + unit_totals.rejected_out_count,
-                    }
-                )
-        return rows
-
-    def _peers(self) -> list[dict[str, Any]]:
-        statuses = {status.peer_key: status for status in self.transport.statuses()}
-        now_s = trio.current_time()
-        rows = []
-        for peer in self.config.peers:
-            status = statuses.get(peer.public_key)
-            ledger = self.state.ledger(peer.public_key)
-            connected = status is not None and status.connected
-            since = status.since_s if status is not None else None
-            rows.append(
-                {
-                    "name": peer.name,
-                    "public_key": peer.public_key.hex(),
-                    "address": f"{peer.address[0]}:{peer.address[1]}" if peer.address else None,
-                    "connected": connected,
-                    "for_s": round(now_s - since, 1) if since is not None else None,
-                    "unacked": ledger.unacked_count(),
-                    "pending": ledger.pending_count(),
-                    "queued_bytes": status.queued_bytes if status is not None else 0,
-                    "dropped": status.dropped_payloads if status is not None else 0,
-                    "reconnects": status.reconnects if status is not None else 0,
-                }
-            )
-        return rows
-
-    def _status(self, now_ms: int) -> dict[str, Any]:
-        peers = self._peers()
-        accepted = 0
-        for ledger in self.state.ledgers.values():
-            for totals in ledger.totals().values():
-                accepted += totals.accepted_in_count + totals.accepted_out_count
-        return {
-            "name": self.config.name,
-            "public_key": self.config.public_key.hex(),
-            "uptime_s": round((now_ms - self.started_ms) / 1000, 1),
-            "peers": len(peers),
-            "peers_connected": sum(1 for peer in peers if peer["connected"]),
-            "pending": sum(ledger.pending_count() for ledger in self.state.ledgers.values()),
-            "unacked": sum(ledger.unacked_count() for ledger in self.state.ledgers.values()),
-            "accepted": accepted,
-            "invoices": len(self.state.invoices),
-            "log": {
-                "next_lsn": self.log.next_lsn,
-                "durable_lsn": self.log.durable_lsn,
-                "snapshot_lsn": self.snapshot_lsn,
-                **self.recovery,
-            },
-            "refusals": dict(self.refusals),
-        }
+        if self.engine.sync_due:
+            await self._disk_io(self.engine.sync)
+        if self.engine.snapshot_due(force=True):
+            await self._disk_io(self.engine.write_snapshot)
 
 
 # --- starting a node from its directory -----------------------------------------
@@ -493,7 +164,17 @@ async def run_node(
         async with open_quic_endpoint(
             key, config.name, listen or config.listen, dial, allowed.__contains__
         ) as transport:
-            runtime = NodeRuntime(config, key, log_, state, transport, recovery=recovery)
+            engine = NodeEngine(
+                config,
+                key,
+                log_,
+                state,
+                started_ms=wall_clock_ms(),
+                link_statuses=transport.statuses,
+                link_clock_s=trio.current_time,
+                recovery=recovery,
+            )
+            runtime = NodeRuntime(engine, transport)
             log.info("node running", name=config.name, listen=transport.local_address)
             try:
                 async with trio.open_nursery() as nursery:

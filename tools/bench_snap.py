@@ -30,9 +30,10 @@ import nacl.signing
 import trio
 
 from node.config import LOG_DIRECTORY, load_config
+from node.engine import recover_state
 from node.limits import SNAPSHOT_EVERY_RECORDS
 from node.logs import configure_logging
-from node.runtime import open_log, recover_state
+from node.runtime import open_log
 from node.snap.events import (
     ActionPropose,
     Effect,

@@ -15,9 +15,10 @@ import trio
 from node.api.protocol import Request, decode_response, encode_request
 from node.config import NodeConfig, PeerConfig
 from node.crypto import NodeKey
+from node.engine import NodeEngine, recover_state
 from node.net.base import Received
 from node.net.memory import MemoryEndpoint, MemoryNetwork
-from node.runtime import NodeRuntime, recover_state
+from node.runtime import NodeRuntime
 from node.storage.disk import SimulatedDisk
 from node.storage.log import AppendLog
 
@@ -73,15 +74,16 @@ class SimulatedNode:
         assert self.config is not None
         log, _ = AppendLog.open(self.disk)
         state, _ = recover_state(log, self.config)
-        runtime = NodeRuntime(
+        engine = NodeEngine(
             self.config,
             self.key,
             log,
             state,
-            self.endpoint,
-            clock_ms=simulated_ms,
-            disk_io_in_thread=False,
+            started_ms=simulated_ms(),
+            link_statuses=self.endpoint.statuses,
+            link_clock_s=trio.current_time,
         )
+        runtime = NodeRuntime(engine, self.endpoint, clock_ms=simulated_ms, disk_io_in_thread=False)
         self.runtime = runtime
         with trio.CancelScope() as self.scope:
             async with trio.open_nursery() as nursery:
