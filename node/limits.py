@@ -31,6 +31,15 @@ CLOCK_SKEW_MS_MAX = 5_000  # an ACCEPT later than this past expiresAt is dispute
 EVIDENCE_PER_PEER_MAX = 1_000  # kept contradictory messages per peer
 FINAL_PROPOSALS_KEPT_PER_DIRECTION_MAX = 4_096  # settled proposals kept for repeats
 
+# --- federation ----------------------------------------------------------------
+FEDERATION_BYTES_MAX = 1_024  # a signed federation record on the wire
+RESOLVE_HOPS_MAX = 4  # trusted validators a resolution may cross
+RESOLVE_TIMEOUT_MS = 5_000  # no answer by then: unknown domain or unreachable
+RESOLVE_CACHE_TTL_MS = 300_000  # a verified answer is reused this long
+RESOLVE_CACHE_ENTRIES_MAX = 10_000
+RESOLVE_RELAYED_MAX = 10_000  # requests remembered for routing answers back and dedup
+RESOLVE_PENDING_MAX = 1_000  # our own unanswered requests
+
 # --- transport ---------------------------------------------------------------
 QUIC_IDLE_TIMEOUT_S = 30.0
 QUIC_KEEPALIVE_INTERVAL_S = QUIC_IDLE_TIMEOUT_S / 3
@@ -96,6 +105,7 @@ assert LOG_RECORD_BYTES_MAX < LOG_UNSYNCED_BYTES_MAX
 assert RETRANSMIT_BATCH_MAX <= OUTBOX_MESSAGES_PER_PEER_MAX
 assert PENDING_PROPOSALS_PER_PEER_MAX <= OUTBOX_MESSAGES_PER_PEER_MAX
 assert CLOCK_SKEW_MS_MAX < EXPIRY_IN_FUTURE_MS_MAX
+assert FEDERATION_BYTES_MAX + ADDRESS_LENGTH_MAX < FRAME_BYTES_MAX
 assert 0 < FINAL_PROPOSALS_KEPT_PER_DIRECTION_MAX <= OUTBOX_MESSAGES_PER_PEER_MAX
 assert INSTRUCTION_BYTES_MAX < CHAIN_ENTRY_BYTES_MAX
 assert 2 * CHAIN_ENTRY_BYTES_MAX < LOG_RECORD_BYTES_MAX  # a transfer's record holds two entries

@@ -1,0 +1,350 @@
+"""Account chains (TChains): entries, their hashes, and offline verification.
+
+Rules:
+- A chain belongs to one UBI: a user's address, or a validator's domain for
+  its own books. Its entries are numbered 0, 1, 2, ... without gaps; entry 0
+  links to 32 zero bytes, every later one to the hash of the entry before.
+- An entry holds the signed instruction that caused it (the instruction's
+  canonical bytes, the signer's public key, the signature), the balance
+  changes it makes on this chain (uai -> signed delta, sorted by uai), the
+  resulting balances of the same uais, and when it was appended.
+- The entry hash is SHA-256 of the canonical msgpack of every field but the
+  validator's signature; the validator signs the hash (kind ``chain-entry``).
+  An entry is final when the validator has signed it.
+- Who signs the instruction: the payer for a ``Transfer`` (on the payer's
+  debit and on the payee's credit alike), the issuing validator for a
+  ``Deposit`` or ``Withdraw`` (on the user's entry and on the issuer's books).
+- Conservation: an issuer's books mirror its users. A deposit is +amount on
+  the user's chain and -amount on the books; a withdrawal is -amount on the
+  user's chain and +amount on the books. So for every UAI, the books' balance
+  is minus what is outstanding: issued - redeemed = sum of user balances =
+  -(books balance). A user's balance is never negative, the books' never
+  positive.
+- ``verify_chain`` needs nothing but the entries and the validator's key and
+  names the first entry (index and seq) that breaks a rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from node.ledger.codec import (
+    ZERO_HASH,
+    decode_canonical,
+    is_books,
+    issuer_of,
+    require_list,
+    require_map,
+    require_signed_amount,
+    require_uai,
+    require_ubi,
+)
+from node.ledger.signed import (
+    Deposit,
+    Instruction,
+    SignedInstruction,
+    ToSign,
+    Transfer,
+    Withdraw,
+    signed_instruction_from_parts,
+)
+from node.limits import (
+    AMOUNT_MAX,
+    ASSETS_PER_ENTRY_MAX,
+    CHAIN_ENTRY_BYTES_MAX,
+    HASH_BYTES,
+    SIGNATURE_BYTES,
+)
+from node.signatures import KIND_CHAIN_ENTRY, sha256, verify
+from node.wire import TIME_MS_MAX, DecodeError, pack, require_bytes, require_int
+
+AssetAmounts = tuple[tuple[str, int], ...]
+"""(uai, amount) pairs sorted by uai, each uai once."""
+
+_BODY_FIELDS = (
+    "ubi",
+    "seq",
+    "prev_hash",
+    "instruction",
+    "signer",
+    "instruction_signature",
+    "deltas",
+    "balances",
+    "appended_at_ms",
+)
+_ENTRY_FIELDS = frozenset({*_BODY_FIELDS, "validator_signature"})
+
+
+@dataclass(frozen=True, slots=True)
+class EntryBody:
+    """Everything in an entry but the validator's signature."""
+
+    ubi: str
+    seq: int
+    prev_hash: bytes
+    instruction: SignedInstruction
+    deltas: AssetAmounts
+    balances: AssetAmounts
+    appended_at_ms: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "ubi": self.ubi,
+            "seq": self.seq,
+            "prev_hash": self.prev_hash,
+            "instruction": self.instruction.payload(),
+            "signer": self.instruction.signer_key,
+            "instruction_signature": self.instruction.signature,
+            "deltas": [[uai, delta] for uai, delta in self.deltas],
+            "balances": [[uai, balance] for uai, balance in self.balances],
+            "appended_at_ms": self.appended_at_ms,
+        }
+
+    def entry_hash(self) -> bytes:
+        return sha256(pack(self.to_wire()))
+
+    def signing_request(self) -> ToSign:
+        return ToSign(KIND_CHAIN_ENTRY, self.entry_hash())
+
+
+@dataclass(frozen=True, slots=True)
+class ChainEntry:
+    """An entry the validator has signed: final."""
+
+    body: EntryBody
+    validator_signature: bytes
+
+    @property
+    def ubi(self) -> str:
+        return self.body.ubi
+
+    @property
+    def seq(self) -> int:
+        return self.body.seq
+
+    def entry_hash(self) -> bytes:
+        return self.body.entry_hash()
+
+    def signed_by(self, validator_key: bytes) -> bool:
+        return verify(validator_key, KIND_CHAIN_ENTRY, self.entry_hash(), self.validator_signature)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {**self.body.to_wire(), "validator_signature": self.validator_signature}
+
+
+def _asset_amounts(value: object, name: str) -> AssetAmounts:
+    items = require_list(value, name, ASSETS_PER_ENTRY_MAX)
+    pairs: list[tuple[str, int]] = []
+    for item in items:
+        if type(item) is not list or len(item) != 2:
+            raise DecodeError("bad-field", f"{name} holds [uai, amount] pairs")
+        pairs.append((require_uai(item[0], f"{name} uai"), require_signed_amount(item[1], name)))
+    uais = [uai for uai, _ in pairs]
+    if not pairs or uais != sorted(set(uais)):
+        raise DecodeError("bad-field", f"{name} must name 1..{ASSETS_PER_ENTRY_MAX} uais, sorted")
+    return tuple(pairs)
+
+
+def entry_from_wire(obj: object) -> ChainEntry:
+    """Decode an entry map strictly. Raises DecodeError."""
+    fields = require_map(obj, "entry", _ENTRY_FIELDS)
+    deltas = _asset_amounts(fields["deltas"], "deltas")
+    balances = _asset_amounts(fields["balances"], "balances")
+    if [uai for uai, _ in deltas] != [uai for uai, _ in balances]:
+        raise DecodeError("bad-field", "balances must name the uais of the deltas")
+    if any(delta == 0 for _, delta in deltas):
+        raise DecodeError("bad-field", "a delta is never zero")
+    body = EntryBody(
+        require_ubi(fields["ubi"], "ubi"),
+        require_int(fields["seq"], "seq", 0, AMOUNT_MAX),
+        require_bytes(fields["prev_hash"], "prev_hash", HASH_BYTES),
+        signed_instruction_from_parts(
+            fields["instruction"], fields["signer"], fields["instruction_signature"]
+        ),
+        deltas,
+        balances,
+        require_int(fields["appended_at_ms"], "appended_at_ms", 0, TIME_MS_MAX),
+    )
+    signature = require_bytes(fields["validator_signature"], "validator_signature", SIGNATURE_BYTES)
+    return ChainEntry(body, signature)
+
+
+def encode_entry(entry: ChainEntry) -> bytes:
+    return pack(entry.to_wire())
+
+
+def decode_entry(raw: bytes) -> ChainEntry:
+    return decode_canonical(raw, CHAIN_ENTRY_BYTES_MAX, entry_from_wire, ChainEntry.to_wire)
+
+
+# --- what an instruction does to a chain ---------------------------------------------------
+
+
+def expected_deltas(ubi: str, signed: SignedInstruction) -> AssetAmounts | None:
+    """The balance changes ``signed`` makes on the chain ``ubi``; None if it has
+    nothing to do with that chain."""
+    instruction = signed.instruction
+    amount = instruction.amount
+    if isinstance(instruction, Transfer):
+        if instruction.from_ubi == instruction.to_ubi:
+            return None
+        if ubi == instruction.from_ubi:
+            return ((instruction.uai, -amount),)
+        if ubi == instruction.to_ubi:
+            return ((instruction.uai, amount),)
+        return None
+    sign = 1 if isinstance(instruction, Deposit) else -1
+    assert isinstance(instruction, Deposit | Withdraw)
+    if ubi == instruction.ubi:
+        return ((instruction.uai, sign * amount),)
+    if ubi == issuer_of(instruction.uai):
+        return ((instruction.uai, -sign * amount),)
+    return None
+
+
+def nonce_account(instruction: Instruction) -> str:
+    """Whose nonces an instruction uses: the payer's for a transfer, the
+    issuer's books for a deposit or a withdrawal. Each account's nonces
+    strictly increase, so every instruction is applied at most once."""
+    if isinstance(instruction, Transfer):
+        return instruction.from_ubi
+    return issuer_of(instruction.uai)
+
+
+# --- offline verification --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChainProblem:
+    """The first rule a chain breaks: where (index in the list, the entry's
+    seq when it has one) and a stable reason code."""
+
+    index: int | None
+    seq: int | None
+    reason: str
+    detail: str
+
+    def __str__(self) -> str:
+        where = "chain" if self.index is None else f"entry {self.index} (seq {self.seq})"
+        return f"{where}: {self.reason}: {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """``ok`` with the final balances, or the first problem. ``entries``: how
+    many entries verified before the problem (all of them when ok)."""
+
+    ok: bool
+    ubi: str | None
+    balances: dict[str, int]
+    entries: int
+    head_hash: bytes
+    problem: ChainProblem | None = None
+
+
+@dataclass(slots=True)
+class _Walk:
+    """What verification has learned so far along one chain."""
+
+    validator_key: bytes
+    owner_key: bytes | None
+    ubi: str | None
+    head_hash: bytes = ZERO_HASH
+    balances: dict[str, int] = field(default_factory=dict)
+    nonces: dict[str, int] = field(default_factory=dict)  # nonce account -> last nonce
+    appended_at_ms: int = 0
+
+
+def _entry_problem(walk: _Walk, index: int, entry: ChainEntry) -> tuple[str, str] | None:
+    body = entry.body
+    if walk.ubi is not None and body.ubi != walk.ubi:
+        return "wrong-ubi", f"{body.ubi!r} in the chain of {walk.ubi!r}"
+    if body.seq != index:
+        return "seq-gap", f"seq {body.seq} where {index} belongs"
+    if body.prev_hash != walk.head_hash:
+        return "prev-hash", "does not link to the entry before"
+    if not entry.signed_by(walk.validator_key):
+        return "validator-signature", "not signed by the validator"
+    if body.appended_at_ms < walk.appended_at_ms:
+        return "time-backwards", f"appended at {body.appended_at_ms} after {walk.appended_at_ms}"
+    return _instruction_problem(walk, body) or _balance_problem(walk, body)
+
+
+def _instruction_problem(walk: _Walk, body: EntryBody) -> tuple[str, str] | None:
+    signed = body.instruction
+    instruction = signed.instruction
+    if not signed.verifies():
+        return "instruction-signature", "the instruction's signature does not verify"
+    if isinstance(instruction, Transfer):
+        if body.ubi == instruction.from_ubi:
+            owner = walk.owner_key if walk.owner_key is not None else signed.signer_key
+            if signed.signer_key != owner:
+                return "wrong-signer", "a debit not signed by the account's owner"
+            walk.owner_key = owner
+    elif signed.signer_key != walk.validator_key:
+        return "wrong-signer", f"a {instruction.TYPE} not signed by the issuing validator"
+    deltas = expected_deltas(body.ubi, signed)
+    if deltas is None:
+        return "unrelated-instruction", f"the {instruction.TYPE} does not concern {body.ubi!r}"
+    if body.deltas != deltas:
+        return "instruction-mismatch", f"deltas {body.deltas} where the instruction says {deltas}"
+    account = nonce_account(instruction)
+    last_nonce = walk.nonces.get(account, 0)
+    if instruction.nonce <= last_nonce:
+        return "replayed-nonce", f"nonce {instruction.nonce} of {account} after {last_nonce}"
+    return None
+
+
+def _balance_problem(walk: _Walk, body: EntryBody) -> tuple[str, str] | None:
+    books = is_books(body.ubi)
+    for (uai, delta), (_, balance) in zip(body.deltas, body.balances, strict=True):
+        expected = walk.balances.get(uai, 0) + delta
+        if balance != expected:
+            return "balance-mismatch", f"{uai} balance {balance}, expected {expected}"
+        if books and balance > 0:
+            return "positive-books-balance", f"{uai} books balance {balance}"
+        if not books and balance < 0:
+            return "negative-balance", f"{uai} balance {balance}"
+    return None
+
+
+def _advance(walk: _Walk, entry: ChainEntry) -> None:
+    body = entry.body
+    walk.ubi = body.ubi
+    walk.head_hash = entry.entry_hash()
+    walk.balances.update(body.balances)
+    instruction = body.instruction.instruction
+    walk.nonces[nonce_account(instruction)] = instruction.nonce
+    walk.appended_at_ms = body.appended_at_ms
+
+
+def verify_chain(
+    entries: Sequence[ChainEntry],
+    validator_key: bytes,
+    *,
+    ubi: str | None = None,
+    owner_key: bytes | None = None,
+) -> ChainReport:
+    """Verify a whole chain offline, from seq 0.
+
+    ``ubi``: the account the chain must belong to (default: the first entry's).
+    ``owner_key``: the user's key (from a federation record); the debits must be
+    signed by it (default: by whichever key signed the first debit).
+    """
+    walk = _Walk(validator_key, owner_key, ubi)
+    for index, entry in enumerate(entries):
+        problem = _entry_problem(walk, index, entry)
+        if problem is not None:
+            reason, detail = problem
+            return ChainReport(
+                False,
+                walk.ubi,
+                dict(walk.balances),
+                index,
+                walk.head_hash,
+                ChainProblem(index, entry.seq, reason, detail),
+            )
+        _advance(walk, entry)
+    return ChainReport(True, walk.ubi, dict(walk.balances), len(entries), walk.head_hash)

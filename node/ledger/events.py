@@ -1,0 +1,206 @@
+"""Inputs, effects, refusal reasons and read-only views of a validator's Books.
+
+Rules:
+- Inputs: ``Action*`` come from the validator's operator (or its shell on the
+  operator's behalf), ``Receive*`` from a user. Every input is untrusted: the
+  Books check it and refuse it with a stable reason code, changing nothing.
+- Effects, in order: ``SignRecord`` (handle's only way to change anything: the
+  shell signs ``to_sign`` with the node key and calls ``Books.apply_signed``),
+  then, from ``apply_signed``, ``PersistRecord`` (make the complete record
+  durable before releasing what follows) and ``Notify*`` (answers, counters).
+- Everything here is a frozen dataclass; reason codes are stable strings.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from node.ledger.chain import ChainEntry
+from node.ledger.records import Record
+from node.ledger.signed import (
+    SignedAssetDefinition,
+    SignedFederationRecord,
+    SignedIdentity,
+    SignedInstruction,
+    ToSign,
+)
+
+
+class Refusal(enum.StrEnum):
+    """Why an input was refused. Nothing is recorded; every chain is untouched."""
+
+    BAD_INSTRUCTION = "bad-instruction"  # not the instruction this input takes, or malformed
+    BAD_SIGNATURE = "bad-signature"  # not signed, on these exact bytes, by who must sign it
+    BAD_AMOUNT = "bad-amount"  # not 1..AMOUNT_MAX
+    UNKNOWN_USER = "unknown-user"  # the payer or the account is not a user of ours
+    UNKNOWN_PAYEE = "unknown-payee"  # the payee is not a user of ours
+    UNKNOWN_ASSET = "unknown-asset"  # no definition of the uai here
+    REPLAY = "replay"  # the nonce is not above the signer account's last one
+    SELF_TRANSFER = "self-transfer"
+    FROZEN = "frozen"  # the payer, the payee or the account is frozen
+    KYC = "kyc"  # the receiving user's KYC level is below the asset's
+    INSUFFICIENT_FUNDS = "insufficient-funds"
+    DAILY_LIMIT = "daily-limit"  # today's (UTC) transfers of the uai would pass the limit
+    MAX_SUPPLY = "max-supply"  # the deposit would put more than max_supply outstanding
+    BAD_ADDRESS = "bad-address"  # a user of another domain, or malformed
+    USER_EXISTS = "user-exists"  # the address is registered, differently
+    BAD_KYC_LEVEL = "bad-kyc-level"
+    BAD_ATTRIBUTES = "bad-attributes"
+    TOO_MANY_USERS = "too-many-users"
+    BAD_ASSET = "bad-asset"  # the definition's fields are out of range
+    NOT_ISSUER = "not-issuer"  # a uai of another issuer
+    ASSET_EXISTS = "asset-exists"  # the uai is defined, differently
+    TOO_MANY_ASSETS = "too-many-assets"
+
+
+# --- inputs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRegisterUser:
+    """Register the user whose signed identity this is, with the KYC level and
+    attributes the operator gives it."""
+
+    identity: SignedIdentity
+    kyc_level: int
+    attributes: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionDefineAsset:
+    """Define one of our assets; the definition is signed by our key."""
+
+    definition: SignedAssetDefinition
+
+
+@dataclass(frozen=True, slots=True)
+class ActionDeposit:
+    """Emit to a user: a ``Deposit`` signed by our key, as issuer."""
+
+    instruction: SignedInstruction
+
+
+@dataclass(frozen=True, slots=True)
+class ActionWithdraw:
+    """Redeem from a user: a ``Withdraw`` signed by our key, as issuer."""
+
+    instruction: SignedInstruction
+
+
+@dataclass(frozen=True, slots=True)
+class ActionFreeze:
+    """Freeze (or unfreeze) a user: no money moves into or out of a frozen account."""
+
+    address: str
+    frozen: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveTransfer:
+    """A user's ``Transfer`` to another user of ours, signed by the payer."""
+
+    instruction: SignedInstruction
+
+
+Input = (
+    ActionRegisterUser
+    | ActionDefineAsset
+    | ActionDeposit
+    | ActionWithdraw
+    | ActionFreeze
+    | ReceiveTransfer
+)
+
+
+# --- effects ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SignRecord:
+    """Sign each of ``to_sign`` with the node key, in order, then call
+    ``Books.apply_signed(record, signatures)`` before the next ``handle``.
+    ``to_sign`` may be empty: the call is the same."""
+
+    record: Record
+    to_sign: tuple[ToSign, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PersistRecord:
+    """Make ``record`` (complete, with its signatures) durable before releasing
+    the notifications that follow it."""
+
+    record: Record
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyRefused:
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyAppended:
+    """Final, validator-signed entries of one instruction: the debited chain's
+    first (the payer's, the issuer's books for a deposit, the user's for a
+    withdrawal), then the credited one's."""
+
+    entries: tuple[ChainEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyRegistered:
+    """A user is registered (or already was, identically): its federation record."""
+
+    federation: SignedFederationRecord
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyAssetDefined:
+    definition: SignedAssetDefinition
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyFrozen:
+    address: str
+    frozen: bool
+
+
+Effect = (
+    SignRecord
+    | PersistRecord
+    | NotifyRefused
+    | NotifyAppended
+    | NotifyRegistered
+    | NotifyAssetDefined
+    | NotifyFrozen
+)
+
+
+# --- views -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    address: str
+    user_key: bytes
+    kyc_level: int
+    attributes: Mapping[str, str]
+    frozen: bool
+    federation: SignedFederationRecord
+    identity: SignedIdentity
+
+
+@dataclass(frozen=True, slots=True)
+class AssetTotals:
+    """Lifetime sums of one asset. ``outstanding`` = issued - redeemed = the sum
+    of every user's balance = minus the issuer's books balance."""
+
+    issued: int
+    redeemed: int
+
+    @property
+    def outstanding(self) -> int:
+        return self.issued - self.redeemed

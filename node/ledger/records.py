@@ -1,0 +1,216 @@
+"""Records: the only way a validator's Books change.
+
+Rules:
+- A record holds the outcome of a decision (whole chain entries with their
+  seq, links, balances and time; a federation record with its KYC level and
+  time), never the inputs to one: replay applies and never re-decides, so a
+  daily limit changed in the config since cannot rewrite the past.
+- Some records need the validator's signatures (``to_sign``: the entry hashes,
+  the federation record). ``Books.handle`` emits them unsigned; the shell signs
+  and ``signed(signatures)`` completes them. Only a complete record is written
+  (``to_wire``) or applied, so replay never needs the key.
+- ``to_wire`` gives a msgpack-able map; ``record_from_wire`` is strict and
+  raises ``DecodeError`` on anything ``to_wire`` could not have written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from node.ledger.chain import ChainEntry, EntryBody, entry_from_wire
+from node.ledger.codec import (
+    Attributes,
+    attributes_from_wire,
+    attributes_to_wire,
+    require_address,
+    require_bool,
+    require_list,
+    require_map,
+)
+from node.ledger.signed import (
+    FederationRecord,
+    SignedAssetDefinition,
+    SignedFederationRecord,
+    SignedIdentity,
+    ToSign,
+    signed_asset_from_wire,
+    signed_federation_from_wire,
+    signed_identity_from_wire,
+)
+from node.wire import TIME_MS_MAX, DecodeError, require_int
+
+KIND_FIELD = "record"
+ENTRIES_PER_RECORD = 2  # every instruction touches two chains
+
+
+@dataclass(frozen=True, slots=True)
+class UserRegistered:
+    """A user joined: its signed identity, the federation record we issue for
+    it (signed: ``federation_signature``) and the operator's attributes."""
+
+    identity: SignedIdentity
+    federation: FederationRecord
+    attributes: Attributes
+    federation_signature: bytes | None = None
+
+    KIND = "user-registered"
+
+    def to_sign(self) -> tuple[ToSign, ...]:
+        return (self.federation.signing_request(),)
+
+    def signed(self, signatures: tuple[bytes, ...]) -> UserRegistered:
+        (signature,) = signatures
+        return replace(self, federation_signature=signature)
+
+    def signed_federation(self) -> SignedFederationRecord:
+        assert self.federation_signature is not None, "an unsigned record"
+        return SignedFederationRecord(self.federation, self.federation_signature)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            KIND_FIELD: self.KIND,
+            "identity": self.identity.to_wire(),
+            "federation": self.signed_federation().to_wire(),
+            "attributes": attributes_to_wire(self.attributes),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AssetDefined:
+    """One of our assets is defined."""
+
+    definition: SignedAssetDefinition
+    defined_at_ms: int
+
+    KIND = "asset-defined"
+
+    def to_sign(self) -> tuple[ToSign, ...]:
+        return ()
+
+    def signed(self, signatures: tuple[bytes, ...]) -> AssetDefined:
+        assert signatures == ()
+        return self
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            KIND_FIELD: self.KIND,
+            "definition": self.definition.to_wire(),
+            "defined_at_ms": self.defined_at_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UserFrozen:
+    """A user is frozen (``frozen``) or unfrozen."""
+
+    address: str
+    frozen: bool
+    at_ms: int
+
+    KIND = "user-frozen"
+
+    def to_sign(self) -> tuple[ToSign, ...]:
+        return ()
+
+    def signed(self, signatures: tuple[bytes, ...]) -> UserFrozen:
+        assert signatures == ()
+        return self
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            KIND_FIELD: self.KIND,
+            "address": self.address,
+            "frozen": self.frozen,
+            "at_ms": self.at_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EntriesAppended:
+    """One instruction's entries, appended atomically: the debited chain's
+    first, then the credited one's. ``signatures``: the validator's, one per
+    entry hash, once signed."""
+
+    bodies: tuple[EntryBody, ...]
+    signatures: tuple[bytes, ...] = ()
+
+    KIND = "entries-appended"
+
+    def to_sign(self) -> tuple[ToSign, ...]:
+        return tuple(body.signing_request() for body in self.bodies)
+
+    def signed(self, signatures: tuple[bytes, ...]) -> EntriesAppended:
+        assert len(signatures) == len(self.bodies)
+        return replace(self, signatures=signatures)
+
+    def entries(self) -> tuple[ChainEntry, ...]:
+        assert len(self.signatures) == len(self.bodies), "an unsigned record"
+        return tuple(map(ChainEntry, self.bodies, self.signatures))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {KIND_FIELD: self.KIND, "entries": [e.to_wire() for e in self.entries()]}
+
+
+Record = UserRegistered | AssetDefined | UserFrozen | EntriesAppended
+
+
+# --- strict decoding ---------------------------------------------------------------
+
+
+def _user_registered(fields: dict[str, Any]) -> UserRegistered:
+    identity = signed_identity_from_wire(fields["identity"])
+    federation = signed_federation_from_wire(fields["federation"])
+    if (identity.identity.address, identity.identity.user_key) != (
+        federation.record.address,
+        federation.record.user_key,
+    ):
+        raise DecodeError("bad-field", "the federation record is not of the identity")
+    attributes = attributes_from_wire(fields["attributes"])
+    return UserRegistered(identity, federation.record, attributes, federation.signature)
+
+
+def _entries_appended(fields: dict[str, Any]) -> EntriesAppended:
+    items = require_list(fields["entries"], "entries", ENTRIES_PER_RECORD)
+    if len(items) != ENTRIES_PER_RECORD:
+        raise DecodeError("bad-field", f"a record appends {ENTRIES_PER_RECORD} entries")
+    entries = [entry_from_wire(item) for item in items]
+    first, second = entries
+    if first.body.instruction != second.body.instruction or first.ubi == second.ubi:
+        raise DecodeError("bad-field", "the entries of one instruction on two chains")
+    return EntriesAppended(
+        tuple(entry.body for entry in entries),
+        tuple(entry.validator_signature for entry in entries),
+    )
+
+
+_FIELDS: dict[str, frozenset[str]] = {
+    UserRegistered.KIND: frozenset({"identity", "federation", "attributes"}),
+    AssetDefined.KIND: frozenset({"definition", "defined_at_ms"}),
+    UserFrozen.KIND: frozenset({"address", "frozen", "at_ms"}),
+    EntriesAppended.KIND: frozenset({"entries"}),
+}
+
+
+def record_from_wire(obj: object) -> Record:
+    """Decode a record written by ``to_wire``. Raises DecodeError on anything else."""
+    if type(obj) is not dict:
+        raise DecodeError("malformed", "a record must be a map")
+    kind = obj.get(KIND_FIELD)
+    if type(kind) is not str or kind not in _FIELDS:
+        raise DecodeError("unknown-type", f"record {kind!r}")
+    fields = require_map(obj, "record", _FIELDS[kind] | {KIND_FIELD})
+    if kind == UserRegistered.KIND:
+        return _user_registered(fields)
+    if kind == AssetDefined.KIND:
+        return AssetDefined(
+            signed_asset_from_wire(fields["definition"]),
+            require_int(fields["defined_at_ms"], "defined_at_ms", 0, TIME_MS_MAX),
+        )
+    if kind == UserFrozen.KIND:
+        return UserFrozen(
+            require_address(fields["address"], "address"),
+            require_bool(fields["frozen"], "frozen"),
+            require_int(fields["at_ms"], "at_ms", 0, TIME_MS_MAX),
+        )
+    return _entries_appended(fields)

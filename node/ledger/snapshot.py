@@ -1,0 +1,132 @@
+"""Snapshots of a validator's Books.
+
+Rules:
+- A snapshot holds what records built and nothing derived: the users (signed
+  identity, signed federation record, attributes, frozen), the asset
+  definitions, every chain's entries, and the clock. Restoring re-derives
+  balances, heads, nonces, daily spending and totals through the same
+  ``absorb`` that ``apply`` uses, so snapshot + later records = every record.
+- Chains are whole: a customer's chain is the data the validator must serve.
+- Reading is strict: DecodeError on anything ``state_to_snapshot`` could not
+  have written, including entries that do not fit their chain. Signatures are
+  not re-verified (they were when the records were made; replay never needs
+  the key, and a snapshot is covered by the storage layer's checksums).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from node.ledger.chain import entry_from_wire
+from node.ledger.codec import (
+    attributes_from_wire,
+    attributes_to_wire,
+    require_bool,
+    require_domain,
+    require_list,
+    require_map,
+    require_ubi,
+)
+from node.ledger.records import AssetDefined
+from node.ledger.signed import (
+    signed_asset_from_wire,
+    signed_federation_from_wire,
+    signed_identity_from_wire,
+)
+from node.ledger.state import BooksState, UserState
+from node.limits import (
+    ASSETS_PER_VALIDATOR_MAX,
+    CHAIN_FILE_ENTRIES_MAX,
+    USERS_PER_VALIDATOR_MAX,
+)
+from node.wire import TIME_MS_MAX, DecodeError, require_int
+
+SNAPSHOT_FORMAT = "ledgermesh/ledger-books/1"
+_FIELDS = frozenset({"format", "validator", "clock_ms", "users", "assets", "chains"})
+
+
+def state_to_snapshot(state: BooksState) -> dict[str, Any]:
+    return {
+        "format": SNAPSHOT_FORMAT,
+        "validator": state.validator_name,
+        "clock_ms": state.clock_ms,
+        "users": [
+            [
+                user.identity.to_wire(),
+                user.federation.to_wire(),
+                attributes_to_wire(user.attributes),
+                user.frozen,
+            ]
+            for user in state.users.values()
+        ],
+        "assets": [
+            [record.definition.to_wire(), record.defined_at_ms] for record in state.assets.values()
+        ],
+        "chains": [
+            [ubi, [entry.to_wire() for entry in chain]] for ubi, chain in state.chains.items()
+        ],
+    }
+
+
+def _pair(item: object, name: str, length: int) -> list[Any]:
+    if type(item) is not list or len(item) != length:
+        raise DecodeError("bad-field", f"a snapshot {name} is a list of {length}")
+    return item
+
+
+def _user(item: object, validator_key: bytes) -> UserState:
+    identity_wire, federation_wire, attributes_wire, frozen = _pair(item, "user", 4)
+    identity = signed_identity_from_wire(identity_wire)
+    federation = signed_federation_from_wire(federation_wire)
+    record = federation.record
+    if (record.address, record.user_key) != (identity.identity.address, identity.identity.user_key):
+        raise DecodeError("bad-field", f"user {record.address}: federation and identity differ")
+    if record.validator_key != validator_key:
+        raise DecodeError("bad-field", f"user {record.address}: federated by another key")
+    return UserState(
+        identity, federation, attributes_from_wire(attributes_wire), require_bool(frozen, "frozen")
+    )
+
+
+def state_from_snapshot(obj: object, validator_name: str, validator_key: bytes) -> BooksState:
+    """Restore ``state_to_snapshot`` output. Raises DecodeError if it is not one."""
+    fields = require_map(obj, "snapshot", _FIELDS)
+    if fields["format"] != SNAPSHOT_FORMAT:
+        raise DecodeError("bad-version", f"snapshot format {fields['format']!r}")
+    if require_domain(fields["validator"], "validator") != validator_name:
+        raise DecodeError("bad-field", f"a snapshot of {fields['validator']!r}")
+    state = BooksState(validator_name)
+    for item in require_list(fields["users"], "users", USERS_PER_VALIDATOR_MAX):
+        user = _user(item, validator_key)
+        if user.federation.record.address in state.chains:
+            raise DecodeError("bad-field", "a user twice")
+        state.add_user(user)
+    for item in require_list(fields["assets"], "assets", ASSETS_PER_VALIDATOR_MAX):
+        definition, defined_at_ms = _pair(item, "asset", 2)
+        record = AssetDefined(
+            signed_asset_from_wire(definition),
+            require_int(defined_at_ms, "defined_at_ms", 0, TIME_MS_MAX),
+        )
+        if record.definition.definition.uai in state.assets:
+            raise DecodeError("bad-field", "an asset twice")
+        state.add_asset(record)
+    _restore_chains(state, fields["chains"])
+    clock_ms = require_int(fields["clock_ms"], "clock_ms", 0, TIME_MS_MAX)
+    if clock_ms < state.clock_ms:
+        raise DecodeError("bad-field", "clock_ms is before an entry")
+    state.clock_ms = clock_ms
+    return state
+
+
+def _restore_chains(state: BooksState, value: object) -> None:
+    chains = require_list(value, "chains", USERS_PER_VALIDATOR_MAX + 1)
+    ubis = [require_ubi(_pair(item, "chain", 2)[0], "ubi") for item in chains]
+    if ubis != list(state.chains):
+        raise DecodeError("bad-field", "chains must be the books' and each user's, in order")
+    for ubi, entries in chains:
+        for index, item in enumerate(require_list(entries, "entries", CHAIN_FILE_ENTRIES_MAX)):
+            entry = entry_from_wire(item)
+            misfit = state.entry_misfit(entry) if entry.ubi == ubi else "in another chain"
+            if misfit is not None:
+                raise DecodeError("bad-field", f"chain {ubi} entry {index}: {misfit}")
+            state.absorb(entry)
