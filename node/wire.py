@@ -28,12 +28,15 @@ import msgpack
 
 from node import signatures as crypto
 from node.limits import (
+    ADDRESS_LENGTH_MAX,
     AMOUNT_MAX,
+    FEDERATION_BYTES_MAX,
     FRAME_BYTES_MAX,
     HASH_BYTES,
     MESSAGES_PER_FRAME_MAX,
     PUBLIC_KEY_BYTES,
     REASON_LENGTH_MAX,
+    RESOLVE_HOPS_MAX,
     SIGNATURE_BYTES,
     UNIT_LENGTH_MAX,
 )
@@ -93,6 +96,30 @@ class Ack:
 
 SnapMessage = Propose | Accept | Reject | Ack
 
+
+@dataclass(frozen=True, slots=True)
+class Resolve:
+    """Federation: who is ``address``? Relayed through trusted validators, ``hops`` left."""
+
+    req_id: int
+    address: str
+    hops: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """Federation: the answer to a Resolve. ``record`` is the owner validator's signed
+    federation record (opaque here, decoded by the federation core), or None with
+    an ``error`` code."""
+
+    req_id: int
+    record: bytes | None
+    error: str | None
+
+
+FederationMessage = Resolve | Resolved
+PeerMessage = SnapMessage | FederationMessage
+
 _HEX_PATTERN = re.compile(f"[0-9a-fA-F]{{{HASH_BYTES * 2}}}")
 _UNIT_PATTERN = re.compile(r"^1E-?[0-9]{1,2} [A-Z0-9][A-Za-z0-9._-]{0,19}$")
 
@@ -127,6 +154,58 @@ def snap_to_wire(message: SnapMessage) -> dict[str, Any]:
     if isinstance(message, Reject):
         return {"msgType": "REJECT", "msgId": message.msg_id, "reason": message.reason}
     return {"msgType": "ACK", "msgId": message.msg_id, "ackOf": str(message.ack_of)}
+
+
+def message_to_wire(message: PeerMessage) -> dict[str, Any]:
+    """The wire map of any peer message."""
+    if isinstance(message, Resolve):
+        return {
+            "msgType": "RESOLVE",
+            "reqId": message.req_id,
+            "address": message.address,
+            "hops": message.hops,
+        }
+    if isinstance(message, Resolved):
+        out: dict[str, Any] = {"msgType": "RESOLVED", "reqId": message.req_id}
+        if message.record is not None:
+            out["record"] = message.record
+        if message.error is not None:
+            out["error"] = message.error
+        return out
+    return snap_to_wire(message)
+
+
+def message_from_wire(fields: object) -> PeerMessage:
+    """Decode one peer message map (already unpacked). Raises DecodeError."""
+    if type(fields) is dict and fields.get("msgType") in ("RESOLVE", "RESOLVED"):
+        return _federation_from_wire(fields)
+    return snap_from_wire(fields)
+
+
+def _federation_from_wire(fields: dict[str, Any]) -> FederationMessage:
+    if fields["msgType"] == "RESOLVE":
+        check_fields(fields, frozenset({"msgType", "reqId", "address", "hops"}), frozenset())
+        return Resolve(
+            require_int(fields["reqId"], "reqId", 0, MSG_ID_MAX),
+            require_str(fields["address"], "address", ADDRESS_LENGTH_MAX),
+            require_int(fields["hops"], "hops", 0, RESOLVE_HOPS_MAX),
+        )
+    check_fields(fields, frozenset({"msgType", "reqId"}), frozenset({"record", "error"}))
+    record = fields.get("record")
+    if record is not None and (type(record) is not bytes or len(record) > FEDERATION_BYTES_MAX):
+        raise DecodeError("bad-field", "record must be bytes within the limit")
+    error = fields.get("error")
+    if error is not None:
+        error = require_str(error, "error", REASON_LENGTH_MAX)
+    if (record is None) == (error is None):
+        raise DecodeError("bad-field", "RESOLVED carries a record or an error")
+    return Resolved(require_int(fields["reqId"], "reqId", 0, MSG_ID_MAX), record, error)
+
+
+def message_to_json(message: PeerMessage) -> dict[str, Any]:
+    """The JSON rendering of a peer message: bytes as lowercase hex."""
+    fields = message_to_wire(message)
+    return {k: (v.hex() if isinstance(v, bytes) else v) for k, v in fields.items()}
 
 
 def snap_to_json(message: SnapMessage) -> dict[str, Any]:
@@ -270,18 +349,18 @@ class PeerFrame:
 
     sender: bytes
     receiver: bytes
-    messages: tuple[SnapMessage, ...]
+    messages: tuple[PeerMessage, ...]
     raw: bytes
 
 
-def encode_frame(key: crypto.NodeKey, receiver: bytes, messages: Sequence[SnapMessage]) -> bytes:
+def encode_frame(key: crypto.NodeKey, receiver: bytes, messages: Sequence[PeerMessage]) -> bytes:
     assert 0 < len(messages) <= MESSAGES_PER_FRAME_MAX
     body = pack(
         {
             "v": WIRE_VERSION,
             "from": key.public_key,
             "to": receiver,
-            "msgs": [snap_to_wire(m) for m in messages],
+            "msgs": [message_to_wire(m) for m in messages],
         }
     )
     signature = key.sign(crypto.KIND_PEER_FRAME, body)
@@ -312,7 +391,7 @@ def decode_frame(raw: bytes) -> PeerFrame:
         raise DecodeError("bad-field", "msgs must be a non-empty list within the limit")
     if not crypto.verify(sender, crypto.KIND_PEER_FRAME, body, signature):
         raise DecodeError("bad-signature", "frame signature does not verify")
-    messages = tuple(snap_from_wire(m) for m in wire_messages)
+    messages = tuple(message_from_wire(m) for m in wire_messages)
     return PeerFrame(sender, receiver, messages, raw)
 
 
@@ -320,11 +399,11 @@ def frame_to_json(frame: PeerFrame) -> dict[str, Any]:
     return {
         "from": frame.sender.hex(),
         "to": frame.receiver.hex(),
-        "msgs": [snap_to_json(m) for m in frame.messages],
+        "msgs": [message_to_json(m) for m in frame.messages],
     }
 
 
-def message_bytes_bound(message: SnapMessage) -> int:
+def message_bytes_bound(message: PeerMessage) -> int:
     """An upper bound of a message's size inside a frame, cheap enough for every message.
 
     Every field but a REJECT's reason has a fixed maximum size; 200 bytes covers
@@ -332,14 +411,18 @@ def message_bytes_bound(message: SnapMessage) -> int:
     """
     if isinstance(message, Reject):
         return 200 + len(message.reason.encode())
+    if isinstance(message, Resolve):
+        return 200 + len(message.address.encode())
+    if isinstance(message, Resolved):
+        return 200 + len(message.record or b"") + len((message.error or "").encode())
     return 200
 
 
-def split_into_frames(messages: Sequence[SnapMessage]) -> list[list[SnapMessage]]:
+def split_into_frames(messages: Sequence[PeerMessage]) -> list[list[PeerMessage]]:
     """Split messages into groups that each fit one frame."""
     budget = FRAME_BYTES_MAX - FRAME_OVERHEAD_BYTES
-    groups: list[list[SnapMessage]] = []
-    group: list[SnapMessage] = []
+    groups: list[list[PeerMessage]] = []
+    group: list[PeerMessage] = []
     used = 0
     for message in messages:
         size = message_bytes_bound(message)
