@@ -19,9 +19,10 @@ from typing import Any
 
 import trio
 
-from node import units
+from node import cli_accounts, units
 from node.api.client import open_api_client
 from node.api.protocol import ApiError
+from node.cli_accounts import CommandError
 from node.config import (
     CONFIG_FILE,
     KEY_FILE,
@@ -40,11 +41,6 @@ from node.net.base import TransportError
 from node.runtime import StartupError, run_node_forever
 from node.storage.log import CorruptLogError, CorruptSnapshotError
 from node.wire import DecodeError
-
-
-class CommandError(Exception):
-    """Raised by a command to fail with a one-line message and exit status 1."""
-
 
 Handler = Callable[[argparse.Namespace], Any]
 
@@ -262,7 +258,7 @@ def cmd_log_inspect(args: argparse.Namespace) -> None:
 def cmd_log_verify(args: argparse.Namespace) -> Any:
     from node.inspect import verify_log_directory
 
-    report = verify_log_directory(args.dir / LOG_DIRECTORY, progress=not args.json)
+    report = verify_log_directory(args.dir, progress=not args.json)
     if not report["ok"]:
         _print(args, report, _text_of)
         raise CommandError(f"log verification failed: {report['problems'][0]}")
@@ -446,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("file", type=Path, metavar="FILE.jsonl")
     sub.add_argument("--limit", action="append", default=[], metavar="PARTY:UNIT=N")
     sub.add_argument("--now", help="the clock, ISO 8601 (default: now)")
+    cli_accounts.register(commands, common)
     return parser
 
 
@@ -471,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging("warning")
     try:
         result = args.handler(args)
-    except EXPECTED_ERRORS as error:
+    except (*EXPECTED_ERRORS, *cli_accounts.EXPECTED_ERRORS) as error:
         message = error.message if isinstance(error, ApiError) else str(error)
         if args.json:
             code = error.code if isinstance(error, ApiError) else type(error).__name__

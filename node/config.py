@@ -16,6 +16,9 @@ Layout of a node directory (made by ``ledgermesh init``)::
     public_key = "<hex>"
     operator_key = "<hex>"            # the only key allowed to run operator commands
 
+    [limits.daily]                     # per customer and UTC day, in the asset's units
+    "bank-a.test/USD" = 100000000
+
     [[peers]]
     name = "bank-b.test"
     public_key = "<hex>"
@@ -63,6 +66,7 @@ class NodeConfig:
     public_key: bytes
     operator_key: bytes
     peers: tuple[PeerConfig, ...] = ()
+    daily_limits: dict[str, int] = field(default_factory=dict)
 
     def peer_by_name(self, name: str) -> PeerConfig | None:
         return next((peer for peer in self.peers if peer.name == name), None)
@@ -149,10 +153,32 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> NodeConfig:
         operator_key=_key(node, "operator_key", "[node]"),
         peers=peers,
     )
+    daily_limits = _daily_limits(document.get("limits", {}), source)
+    config = replace(config, daily_limits=daily_limits)
     keys = [peer.public_key for peer in peers]
     if len(set(keys)) != len(keys) or config.public_key in keys:
         raise ConfigError(f"{source}: a peer key appears twice, or is the node's own key")
     return config
+
+
+def _daily_limits(table: object, source: str) -> dict[str, int]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: limits must be a table")
+    unknown = set(table) - {"daily"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown limits {', '.join(sorted(unknown))}")
+    daily = table.get("daily", {})
+    if not isinstance(daily, dict):
+        raise ConfigError(f"{source}: limits.daily must be a table of asset = amount")
+    limits: dict[str, int] = {}
+    for uai, amount in daily.items():
+        issuer, slash, code = uai.partition("/")
+        if not slash or not issuer or not code:
+            raise ConfigError(f"{source}: limits.daily: {uai!r} is not issuer-domain/CODE")
+        if type(amount) is not int or not 0 <= amount <= AMOUNT_MAX:
+            raise ConfigError(f"{source}: limits.daily: {uai} must be an integer 0..{AMOUNT_MAX}")
+        limits[uai] = amount
+    return limits
 
 
 def _quote(text: str) -> str:
@@ -169,6 +195,9 @@ def render_config(config: NodeConfig) -> str:
         f"public_key = {_quote(config.public_key.hex())}",
         f"operator_key = {_quote(config.operator_key.hex())}",
     ]
+    if config.daily_limits:
+        lines += ["", "[limits.daily]  # per customer and UTC day, in the asset's smallest units"]
+        lines += [f"{_quote(uai)} = {limit}" for uai, limit in sorted(config.daily_limits.items())]
     for peer in config.peers:
         lines += ["", "[[peers]]", f"name = {_quote(peer.name)}"]
         lines.append(f"public_key = {_quote(peer.public_key.hex())}")

@@ -25,7 +25,9 @@ from typing import Any
 import structlog
 
 from node import wire
+from node.accounts import AccountsDesk
 from node.api.protocol import (
+    CUSTOMER_OPERATIONS,
     ApiError,
     Request,
     decode_request,
@@ -35,6 +37,7 @@ from node.api.protocol import (
 )
 from node.config import NodeConfig
 from node.crypto import NodeKey
+from node.federation import Effect as FederationEffect
 from node.limits import HASH_BYTES, SNAPSHOT_EVERY_RECORDS
 from node.net.base import PeerDown, PeerStatus, PeerUp, Received, TransportEvent
 from node.snap.events import (
@@ -52,18 +55,25 @@ from node.snap.events import (
     SendMessages,
     TimerTick,
 )
-from node.state import Invoice, NodeState, invoice_log_record, snap_log_record
+from node.state import Invoice, NodeIdentity, NodeState, invoice_log_record, snap_log_record
 from node.storage.log import AppendLog
 
 log = structlog.get_logger()
+
+FEDERATION_TYPES = (wire.Resolve, wire.Resolved)
+_LATER = object()  # an answer sent when it is known (federation over the mesh)
 
 
 @dataclass
 class Decisions:
     """What one pass decided, held back until its records are durable."""
 
-    outbox: defaultdict[bytes, list[wire.SnapMessage]]
+    outbox: defaultdict[bytes, list[wire.PeerMessage]]
     replies: list[tuple[bytes, bytes]]
+
+
+def identity_of(config: NodeConfig) -> NodeIdentity:
+    return NodeIdentity(config.name, config.public_key, config.daily_limits)
 
 
 def recover_state(log_: AppendLog, config: NodeConfig) -> tuple[NodeState, int]:
@@ -71,10 +81,10 @@ def recover_state(log_: AppendLog, config: NodeConfig) -> tuple[NodeState, int]:
     peer_units = {peer.public_key: peer.limits for peer in config.peers}
     snapshot = log_.load_snapshot()
     if snapshot is None:
-        state, start_lsn = NodeState(peer_units), 0
+        state, start_lsn = NodeState(peer_units, identity_of(config)), 0
     else:
         start_lsn, data = snapshot
-        state = NodeState.from_snapshot(data, peer_units)
+        state = NodeState.from_snapshot(data, peer_units, identity_of(config))
     replayed = 0
     for _lsn, payload in log_.records(start_lsn):
         state.apply_log_record(payload)
@@ -120,6 +130,25 @@ class NodeEngine:
         self.started_ms = started_ms
         self.records_since_snapshot = 0
         self.snapshot_lsn: int | None = self.recovery.get("snapshot_lsn")
+        self.accounts = AccountsDesk(
+            state,
+            key,
+            self._append,
+            self._refuse,
+            {peer.name: peer.public_key for peer in config.peers},
+        )
+
+    def _append(self, payload: bytes) -> None:
+        self.log.append(payload)
+        self.records_since_snapshot += 1
+
+    def knows_key(self, key: bytes) -> bool:
+        """May this key connect: a trusted peer, the operator or a registered customer."""
+        return (
+            key in self.peer_names
+            or key == self.config.operator_key
+            or key in self.accounts.customers
+        )
 
     # --- one pass ------------------------------------------------------------
 
@@ -131,6 +160,7 @@ class NodeEngine:
         if tick:
             for peer_key in list(self.state.ledgers):
                 self._run_core(peer_key, TimerTick(), now_ms, current)
+            self._settle_federation(self.accounts.tick(now_ms), current)
         return current
 
     @property
@@ -178,9 +208,11 @@ class NodeEngine:
         elif event.peer_key in self.peer_names:
             self._on_frame(event, now_ms, current)
         elif event.peer_key == self.config.operator_key:
-            self._on_request(event, now_ms, current)
+            self._on_request(event, now_ms, current, operator=True)
+        elif event.peer_key in self.accounts.customers:
+            self._on_request(event, now_ms, current, operator=False)
         else:
-            self._refuse("unknown-key", "a key that is neither a peer nor the operator")
+            self._refuse("unknown-key", "a key that is neither a peer, the operator nor a customer")
 
     def _on_frame(self, event: Received, now_ms: int, current: Decisions) -> None:
         try:
@@ -191,7 +223,28 @@ class NodeEngine:
         if frame.sender != event.peer_key or frame.receiver != self.key.public_key:
             self._refuse("frame-misaddressed", "frame not from this link or not for us")
             return
-        self._run_core(event.peer_key, ReceiveMessages(frame.messages, frame.raw), now_ms, current)
+        snap_messages = tuple(m for m in frame.messages if not isinstance(m, FEDERATION_TYPES))
+        if snap_messages:
+            received = ReceiveMessages(snap_messages, frame.raw)
+            self._run_core(event.peer_key, received, now_ms, current)
+        for message in frame.messages:
+            if isinstance(message, FEDERATION_TYPES):
+                effects = self.accounts.on_peer_message(event.peer_key, message, now_ms)
+                self._settle_federation(effects, current)
+
+    def _settle_federation(self, effects: list[FederationEffect], current: Decisions) -> None:
+        def send(peer_key: bytes, message: wire.Resolve | wire.Resolved) -> None:
+            current.outbox[peer_key].append(message)
+
+        def reply(client: bytes, request_id: int, result: Any, error: ApiError | None) -> None:
+            if error is None:
+                current.replies.append((client, encode_result(request_id, result)))
+            else:
+                current.replies.append(
+                    (client, encode_error(request_id, error.code, error.message))
+                )
+
+        self.accounts.settle(effects, send, reply)
 
     def _run_core(
         self, peer_key: bytes, event: Input, now_ms: int, current: Decisions
@@ -222,9 +275,13 @@ class NodeEngine:
 
     # --- the operator API ------------------------------------------------------
 
-    def _on_request(self, event: Received, now_ms: int, current: Decisions) -> None:
+    def _on_request(
+        self, event: Received, now_ms: int, current: Decisions, *, operator: bool
+    ) -> None:
         try:
             request = decode_request(event.payload)
+            if not operator and request.op not in CUSTOMER_OPERATIONS:
+                raise ApiError("forbidden", f"{request.op} needs the operator key")
         except ApiError as error:
             self._refuse(f"api-{error.code}", error.message)
             request_id = request_id_of(event.payload) or 0
@@ -233,7 +290,12 @@ class NodeEngine:
             )
             return
         try:
-            result = self._serve(request, now_ms, current)
+            if operator:
+                result = self._serve(request, now_ms, current)
+            else:
+                result = self._serve_customer(event.peer_key, request, now_ms, current)
+            if result is _LATER:
+                return
             reply = encode_result(request.request_id, result)
         except ApiError as error:
             reply = encode_error(request.request_id, error.code, error.message)
@@ -260,8 +322,58 @@ class NodeEngine:
             return self._pay_batch(args, now_ms, current)
         if request.op == "invoice":
             return self._invoice(args["amount"], args["unit"], now_ms, current)
-        assert request.op == "transfer"
-        return self._transfer(args["peer"], args["direction"], args["msg_id"])
+        if request.op == "transfer":
+            return self._transfer(args["peer"], args["direction"], args["msg_id"])
+        return self._serve_accounts(self.config.operator_key, request, now_ms, current)
+
+    def _serve_accounts(
+        self, client_key: bytes, request: Request, now_ms: int, current: Decisions
+    ) -> Any:
+        """The operator's customer-ledger and federation requests."""
+        args, accounts = request.args, self.accounts
+        if request.op == "user_register":
+            return accounts.register(args, now_ms)
+        if request.op == "user_freeze":
+            return accounts.freeze(args, now_ms)
+        if request.op == "users":
+            return accounts.users()
+        if request.op == "asset_define":
+            return accounts.define_asset(args, now_ms)
+        if request.op == "assets":
+            return accounts.assets()
+        if request.op in ("deposit", "withdraw"):
+            return accounts.issue(args, now_ms, deposit=request.op == "deposit")
+        if request.op == "account":
+            if args.get("address") is None:
+                raise ApiError("bad-request", "account needs an address for the operator")
+            return accounts.account(args["address"])
+        if request.op == "resolve":
+            return self._resolve(client_key, request, now_ms, current)
+        raise ApiError("unknown-op", f"{request.op} is not served here")
+
+    def _serve_customer(
+        self, client_key: bytes, request: Request, now_ms: int, current: Decisions
+    ) -> Any:
+        """A customer's requests: the connection's key is the customer."""
+        address = self.accounts.customer_address(client_key)
+        if request.op == "account":
+            return self.accounts.account(address)
+        if request.op == "assets":
+            return self.accounts.assets()
+        if request.op == "ledger_transfer":
+            return self.accounts.transfer(client_key, request.args, now_ms)
+        if request.op == "chain_pull":
+            return self.accounts.chain_pull(address, request.args.get("from_seq") or 0)
+        assert request.op == "resolve"
+        return self._resolve(client_key, request, now_ms, current)
+
+    def _resolve(self, client_key: bytes, request: Request, now_ms: int, current: Decisions) -> Any:
+        req_id = int.from_bytes(self.random_bytes(8), "big") >> 1
+        effects, _ = self.accounts.resolve(
+            client_key, request.request_id, request.args["address"], req_id, now_ms
+        )
+        self._settle_federation(effects, current)
+        return _LATER
 
     def _pay(self, args: dict[str, Any], now_ms: int, current: Decisions) -> dict[str, Any]:
         peer_key = self._peer_key(args["peer"])

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from node.config import LOG_DIRECTORY, load_config
+from node.engine import identity_of
 from node.state import NodeState, log_record_to_json
 from node.storage.disk import RealDisk
 from node.storage.frames import SNAPSHOT_NAME, decode_snapshot
@@ -32,9 +34,10 @@ def inspect_log(log_directory: Path) -> Iterator[dict[str, Any]]:
         yield {"lsn": location.lsn, "file": location.file, "offset": location.offset, **rendered}
 
 
-def verify_log_directory(log_directory: Path, *, progress: bool = False) -> dict[str, Any]:
+def verify_log_directory(directory: Path, *, progress: bool = False) -> dict[str, Any]:
     """Check every frame's checksum, every record's decoding and the snapshot."""
-    disk = _disk(log_directory)
+    identity = identity_of(load_config(directory))
+    disk = _disk(directory / LOG_DIRECTORY)
     report = verify_log(disk)
     problems = [
         f"{problem.kind} in {problem.file} at offset {problem.offset}: {problem.reason}"
@@ -65,7 +68,7 @@ def verify_log_directory(log_directory: Path, *, progress: bool = False) -> dict
         try:
             if isinstance(decoded_snapshot, str):
                 raise DecodeError("bad-snapshot", decoded_snapshot)
-            NodeState.from_snapshot(decoded_snapshot[1], {})
+            NodeState.from_snapshot(decoded_snapshot[1], {}, identity)
         except DecodeError as error:
             snapshot_state = "bad"
             problems.append(f"snapshot: {error}")

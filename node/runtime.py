@@ -159,10 +159,14 @@ async def run_node(
             bytes=report.truncated_bytes,
         )
     dial = {peer.public_key: peer.address for peer in config.peers if peer.address is not None}
-    allowed = {peer.public_key for peer in config.peers} | {config.operator_key}
+    engines: list[NodeEngine] = []  # the engine, once the endpoint it needs is open
+
+    def authorize(client_key: bytes) -> bool:
+        return bool(engines) and engines[0].knows_key(client_key)
+
     try:
         async with open_quic_endpoint(
-            key, config.name, listen or config.listen, dial, allowed.__contains__
+            key, config.name, listen or config.listen, dial, authorize
         ) as transport:
             engine = NodeEngine(
                 config,
@@ -174,6 +178,7 @@ async def run_node(
                 link_clock_s=trio.current_time,
                 recovery=recovery,
             )
+            engines.append(engine)
             runtime = NodeRuntime(engine, transport)
             log.info("node running", name=config.name, listen=transport.local_address)
             try:

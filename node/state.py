@@ -1,4 +1,5 @@
-"""The whole node's state: one SNAP bilateral ledger per peer, and the node's invoices.
+"""The whole node's state: one SNAP bilateral ledger per peer, the node's invoices,
+and its customers' books (account chains, users, assets).
 
 Rules:
 - The state changes only through log records, by ``apply_log_record``; the
@@ -13,8 +14,10 @@ Rules:
   ``now_ms``.
 
 A log record is a msgpack map: ``{"t": "snap", "peer": key, "r": record}`` for
-a SNAP record, or ``{"t": "invoice", "preimage": bytes, "amount": int,
-"unit": str, "created_ms": int}`` for an invoice the node made.
+a SNAP record, ``{"t": "ledger", "r": record}`` for a customer-books record
+(complete with the validator's signatures), or ``{"t": "invoice", "preimage":
+bytes, "amount": int, "unit": str, "created_ms": int}`` for an invoice the
+node made.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from node.ledger.books import Books
+from node.ledger.records import Record as LedgerRecord
+from node.ledger.records import record_from_wire as ledger_record_from_wire
 from node.limits import (
     AMOUNT_MAX,
     HASH_BYTES,
@@ -31,7 +37,7 @@ from node.limits import (
     UNIT_LENGTH_MAX,
 )
 from node.signatures import sha256
-from node.snap.events import Effect, Input, PersistRecord
+from node.snap.events import Effect, Input
 from node.snap.ledger import BilateralLedger
 from node.snap.records import Record, record_from_wire
 from node.wire import (
@@ -45,7 +51,7 @@ from node.wire import (
     unpack,
 )
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,10 @@ def snap_log_record(peer_key: bytes, record: Record) -> bytes:
     return pack({"t": "snap", "peer": peer_key, "r": record.to_wire()})
 
 
+def ledger_log_record(record: LedgerRecord) -> bytes:
+    return pack({"t": "ledger", "r": record.to_wire()})
+
+
 def invoice_log_record(invoice: Invoice) -> bytes:
     return pack(
         {
@@ -76,8 +86,8 @@ def invoice_log_record(invoice: Invoice) -> bytes:
     )
 
 
-def decode_log_record(payload: bytes) -> tuple[bytes, Record] | Invoice:
-    """Decode one log record strictly: (peer, SNAP record) or an Invoice."""
+def decode_log_record(payload: bytes) -> tuple[bytes, Record] | Invoice | LedgerRecord:
+    """Decode one log record strictly: (peer, SNAP record), an Invoice or a books record."""
     fields = unpack(payload, len(payload))
     if type(fields) is not dict:
         raise DecodeError("malformed", "a log record must be a map")
@@ -86,6 +96,9 @@ def decode_log_record(payload: bytes) -> tuple[bytes, Record] | Invoice:
         check_fields(fields, frozenset({"t", "peer", "r"}), frozenset())
         peer_key = require_bytes(fields["peer"], "peer", PUBLIC_KEY_BYTES)
         return peer_key, record_from_wire(fields["r"])
+    if kind == "ledger":
+        check_fields(fields, frozenset({"t", "r"}), frozenset())
+        return ledger_record_from_wire(fields["r"])
     if kind == "invoice":
         check_fields(
             fields, frozenset({"t", "preimage", "amount", "unit", "created_ms"}), frozenset()
@@ -110,6 +123,8 @@ def log_record_to_json(payload: bytes) -> dict[str, Any]:
             "unit": decoded.unit,
             "created_ms": decoded.created_ms,
         }
+    if not isinstance(decoded, tuple):
+        return {"type": "ledger", **_hex(decoded.to_wire())}
     peer_key, record = decoded
     wire = record.to_wire()
     return {
@@ -119,13 +134,37 @@ def log_record_to_json(payload: bytes) -> dict[str, Any]:
     }
 
 
-class NodeState:
-    """Every bilateral ledger of the node, keyed by the peer's public key."""
+def _hex(value: Any) -> Any:
+    """JSON-ready: bytes as hex, all the way down."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {key: _hex(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_hex(item) for item in value]
+    return value
 
-    def __init__(self, peer_units: Mapping[bytes, Mapping[str, int]]) -> None:
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """Who this node is, for its books."""
+
+    name: str
+    public_key: bytes
+    daily_limits: Mapping[str, int]
+
+
+class NodeState:
+    """Every bilateral ledger of the node, keyed by the peer's public key, and its books."""
+
+    def __init__(
+        self, peer_units: Mapping[bytes, Mapping[str, int]], identity: NodeIdentity
+    ) -> None:
         self._peer_units = {key: dict(units) for key, units in peer_units.items()}
+        self.identity = identity
         self.ledgers: dict[bytes, BilateralLedger] = {}
         self.invoices: dict[bytes, Invoice] = {}
+        self.books = Books(identity.name, identity.public_key, identity.daily_limits)
         for peer_key in self._peer_units:
             self.ledger(peer_key)
 
@@ -152,9 +191,11 @@ class NodeState:
         decoded = decode_log_record(payload)
         if isinstance(decoded, Invoice):
             self.add_invoice(decoded)
-        else:
+        elif isinstance(decoded, tuple):
             peer_key, record = decoded
             self.ledger(peer_key).apply(record)
+        else:
+            self.books.apply(decoded)
 
     # --- snapshots -----------------------------------------------------------
 
@@ -166,17 +207,23 @@ class NodeState:
                 "invoices": [
                     [i.preimage, i.amount, i.unit, i.created_ms] for i in self.invoices.values()
                 ],
+                "books": self.books.to_snapshot(),
             }
         )
         assert len(data) <= SNAPSHOT_BYTES_MAX
         return data
 
     @classmethod
-    def from_snapshot(cls, data: bytes, peer_units: Mapping[bytes, Mapping[str, int]]) -> NodeState:
+    def from_snapshot(
+        cls, data: bytes, peer_units: Mapping[bytes, Mapping[str, int]], identity: NodeIdentity
+    ) -> NodeState:
         fields = unpack(data, SNAPSHOT_BYTES_MAX)
         if type(fields) is not dict or fields.get("v") != SNAPSHOT_VERSION:
             raise DecodeError("bad-version", "unknown snapshot version")
-        state = cls({})
+        state = cls({}, identity)
+        state.books = Books.from_snapshot(
+            fields["books"], identity.name, identity.public_key, identity.daily_limits
+        )
         state._peer_units = {key: dict(units) for key, units in peer_units.items()}
         for key, ledger_snapshot in fields["ledgers"]:
             units = state._peer_units.get(key, {})
@@ -188,7 +235,3 @@ class NodeState:
         for key in state._peer_units:
             state.ledger(key)
         return state
-
-
-def records_of(effects: list[Effect]) -> list[Record]:
-    return [effect.record for effect in effects if isinstance(effect, PersistRecord)]

@@ -30,7 +30,7 @@ import nacl.signing
 import trio
 
 from node.config import LOG_DIRECTORY, load_config
-from node.engine import recover_state
+from node.engine import identity_of, recover_state
 from node.limits import SNAPSHOT_EVERY_RECORDS
 from node.logs import configure_logging
 from node.runtime import open_log
@@ -185,7 +185,7 @@ def build_history(directory: Path, transfers: int) -> None:
     """
     config = load_config(directory)
     peer = config.peers[0]
-    state = NodeState({peer.public_key: peer.limits})
+    state = NodeState({peer.public_key: peer.limits}, identity_of(config))
     ours = state.ledger(peer.public_key)
     theirs = BilateralLedger({UNIT: None})
     log, _ = open_log(directory)

@@ -1,14 +1,18 @@
-"""`make demo`: two validators keep a SNAP bilateral ledger over QUIC and survive SIGKILL.
+"""`make demo`: two validators keep a SNAP bilateral ledger over QUIC and survive SIGKILL,
+then serve their customers' own hash-chained ledgers.
 
 bank-a.test and bank-b.test run as separate processes on loopback, trusting
 each other with credit limits. They exchange plain and conditional transfers
 in both directions; bank-b is killed with SIGKILL in the middle of the stream
 and restarted; at the end both print their balances, and the demo exits 0
-only if the two sides agree exactly.
+only if the two sides agree exactly. Then customers register at both banks,
+assets are issued and deposited, alice pays carol, bank-a resolves a customer
+of bank-b through the mesh, and alice's pulled ledger is verified offline.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import sys
@@ -23,7 +27,7 @@ from node.api.client import ApiClient
 from node.api.protocol import ApiError
 from node.logs import configure_logging
 from node.units import format_amount
-from tools.mesh import local_mesh
+from tools.mesh import LocalNode, cli, local_mesh
 
 UNIT = "1E-2 USD"
 TRANSFERS = 400
@@ -134,11 +138,81 @@ async def demo(base: Path) -> int:
         )
         accepted = sum(status["accepted"] for status in quiet)
         say(f"\naccepted transfers on the ledger: {accepted // 2 if agree else accepted}")
-        if agree:
-            say("RESULT: both validators agree on every balance.")
-            return 0
-        say("RESULT: the validators DISAGREE.")
-        return 1
+        if not agree:
+            say("RESULT: the validators DISAGREE.")
+            return 1
+        say("RESULT: both validators agree on every balance.")
+        customers_ok = customers(base, bank_a, bank_b)
+        return 0 if customers_ok else 1
+
+
+def run(*arguments: str) -> dict[str, Any]:
+    """The real CLI, shown as the operator or the customer would type it."""
+    say(f"  $ ledgermesh {' '.join(arguments)}")
+    result: dict[str, Any] = json.loads(cli(*arguments, "--json"))
+    return result
+
+
+def customers(base: Path, bank_a: LocalNode, bank_b: LocalNode) -> bool:
+    """Customers' own hash-chained ledgers, co-signed by their bank."""
+    say("\n7. customers: keys made on their side, registered with a KYC level")
+    a, b = str(bank_a.directory), str(bank_b.directory)
+    keys = {name: str(base / f"{name}.key") for name in ("alice", "carol", "dave")}
+    run("user", "new", "alice@bank-a.test", "--node", a, "--out", keys["alice"], "--kyc-level", "2")
+    run("user", "new", "carol@bank-a.test", "--node", a, "--out", keys["carol"], "--kyc-level", "1")
+    run("user", "new", "dave@bank-b.test", "--node", b, "--out", keys["dave"], "--kyc-level", "1")
+    say("8. each bank issues its asset and deposits onto its customers' ledgers")
+    run("asset", "define", a, "--code", "USD", "--decimals", "2", "--kyc-level", "1")
+    run("asset", "define", b, "--code", "EUR", "--decimals", "2")
+    run(
+        "deposit",
+        a,
+        "--user",
+        "alice@bank-a.test",
+        "--amount",
+        "100.00",
+        "--asset",
+        "bank-a.test/USD",
+    )
+    run(
+        "deposit",
+        b,
+        "--user",
+        "dave@bank-b.test",
+        "--amount",
+        "40.00",
+        "--asset",
+        "bank-b.test/EUR",
+    )
+    say("9. alice pays carol at bank-a: signed by alice, co-signed by bank-a, both chains")
+    paid = run(
+        "transfer",
+        "--user-key",
+        keys["alice"],
+        "--node",
+        a,
+        "--to",
+        "carol@bank-a.test",
+        "--amount",
+        "12.50",
+        "--asset",
+        "bank-a.test/USD",
+    )
+    say(f"     alice now holds {paid['balances']['bank-a.test/USD']} bank-a.test/USD")
+    say("10. bank-a resolves dave@bank-b.test through the mesh, signed by bank-b")
+    dave = run("resolve", "dave@bank-b.test", "--node", a)
+    say(f"     key {dave['user_key'][:16]}..., KYC level {dave['kyc_level']}")
+    say("11. alice pulls her ledger and anyone can verify it offline")
+    chain = str(base / "alice.chain")
+    run("chain", "pull", "--user-key", keys["alice"], "--node", a, "--out", chain)
+    verified = run("chain", "verify", chain, "--node", a)
+    say(
+        f"     {verified['entries']} entries, hash-linked, both signatures on each: "
+        f"balances {verified['balances_in_smallest_units']} (smallest units)"
+    )
+    good = verified["ok"] and verified["balances_in_smallest_units"] == {"bank-a.test/USD": 8750}
+    say("RESULT: the customer ledgers verify." if good else "RESULT: a ledger does NOT verify.")
+    return bool(good)
 
 
 def main() -> int:

@@ -94,11 +94,13 @@ async def open_api_client(
     directory: Path,
     *,
     timeout_s: float = API_REQUEST_TIMEOUT_S,
-    operator_key: NodeKey | None = None,
+    key: NodeKey | None = None,
 ) -> AsyncIterator[ApiClient]:
-    """Connect to the node whose directory is ``directory``, as its operator."""
+    """Connect to the node whose directory is ``directory``: as its operator, or
+    with ``key`` (a customer's key)."""
     config = load_config(directory)
-    key = operator_key if operator_key is not None else load_key_file(directory / OPERATOR_KEY_FILE)
+    if key is None:
+        key = load_key_file(directory / OPERATOR_KEY_FILE)
     host, port = config.listen
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1" if host != "::" else "::1"

@@ -20,11 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.limits import (
+    ADDRESS_LENGTH_MAX,
     AMOUNT_MAX,
     API_FRAME_BYTES_MAX,
+    ASSET_DECIMALS_MAX,
     HASH_BYTES,
+    KYC_LEVEL_MAX,
     NAME_LENGTH_MAX,
     PAY_BATCH_TRANSFERS_MAX,
+    UAI_LENGTH_MAX,
 )
 from node.wire import (
     MSG_ID_MAX,
@@ -61,7 +65,7 @@ class Request:
     args: dict[str, Any]
 
 
-# op -> (required args, optional args)
+# op -> (required args, optional args). Operator operations need the operator key.
 OPERATIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "status": (frozenset(), frozenset()),
     "peers": (frozenset(), frozenset()),
@@ -70,7 +74,20 @@ OPERATIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "invoice": (frozenset({"amount", "unit"}), frozenset()),
     "transfer": (frozenset({"peer", "direction", "msg_id"}), frozenset()),
     "pay_batch": (frozenset({"peer", "unit", "amounts"}), frozenset()),
+    "user_register": (frozenset({"identity", "kyc_level"}), frozenset({"attributes"})),
+    "user_freeze": (frozenset({"address", "frozen"}), frozenset()),
+    "users": (frozenset(), frozenset()),
+    "asset_define": (frozenset({"code", "decimals"}), frozenset({"kyc_level", "max_supply"})),
+    "assets": (frozenset(), frozenset()),
+    "deposit": (frozenset({"address", "uai", "amount"}), frozenset()),
+    "withdraw": (frozenset({"address", "uai", "amount"}), frozenset()),
+    "account": (frozenset(), frozenset({"address"})),
+    "resolve": (frozenset({"address"}), frozenset()),
+    # customer operations: the connection's key is the customer
+    "ledger_transfer": (frozenset({"instruction"}), frozenset()),
+    "chain_pull": (frozenset(), frozenset({"from_seq"})),
 }
+CUSTOMER_OPERATIONS = frozenset({"account", "resolve", "ledger_transfer", "chain_pull", "assets"})
 
 
 def encode_request(request: Request) -> bytes:
@@ -114,6 +131,31 @@ def _check_args(op: str, args: dict[str, Any]) -> None:
         require_int(args["expires_at_ms"], "expires_at_ms", 0, TIME_MS_MAX)
     if op == "pay" and (args.get("condition") is None) != (args.get("expires_at_ms") is None):
         raise DecodeError("bad-field", "condition and expires_at_ms come together")
+    for name in ("address", "code"):
+        if name in args:
+            require_str(args[name], name, ADDRESS_LENGTH_MAX)
+    if "uai" in args:
+        require_str(args["uai"], "uai", UAI_LENGTH_MAX)
+    for name in ("identity", "instruction"):
+        if name in args and (
+            type(args[name]) is not bytes or len(args[name]) > API_FRAME_BYTES_MAX
+        ):
+            raise DecodeError("bad-field", f"{name} must be bytes")
+    for name, high in (("kyc_level", KYC_LEVEL_MAX), ("decimals", ASSET_DECIMALS_MAX)):
+        if args.get(name) is not None:
+            require_int(args[name], name, 0, high)
+    if args.get("max_supply") is not None:
+        require_int(args["max_supply"], "max_supply", 1, AMOUNT_MAX)
+    if args.get("from_seq") is not None:
+        require_int(args["from_seq"], "from_seq", 0, AMOUNT_MAX)
+    if "frozen" in args and type(args["frozen"]) is not bool:
+        raise DecodeError("bad-field", "frozen must be true or false")
+    if "attributes" in args and args["attributes"] is not None:
+        attributes = args["attributes"]
+        if type(attributes) is not dict or not all(
+            type(k) is str and type(v) is str for k, v in attributes.items()
+        ):
+            raise DecodeError("bad-field", "attributes must map strings to strings")
     if op == "pay_batch":
         amounts = args["amounts"]
         if type(amounts) is not list or not 0 < len(amounts) <= PAY_BATCH_TRANSFERS_MAX:
