@@ -88,6 +88,11 @@ class EntryBody:
     deltas: AssetAmounts
     balances: AssetAmounts
     appended_at_ms: int
+    # The entry hash, computed once: chains hash every entry several times.
+    digest: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", sha256(pack(self.to_wire())))
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -103,7 +108,7 @@ class EntryBody:
         }
 
     def entry_hash(self) -> bytes:
-        return sha256(pack(self.to_wire()))
+        return self.digest
 
     def signing_request(self) -> ToSign:
         return ToSign(KIND_CHAIN_ENTRY, self.entry_hash())
