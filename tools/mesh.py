@@ -31,6 +31,18 @@ def free_udp_port() -> int:
         return port
 
 
+def free_udp_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct free UDP ports: every probe stays bound until all are chosen."""
+    probes = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind((host, 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def cli(*arguments: str) -> str:
     """Run the real CLI in a subprocess; return its stdout, raise on failure."""
     completed = subprocess.run(

@@ -20,7 +20,7 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from node.ledger.codec import (
     decode_canonical,
@@ -290,16 +290,16 @@ class Transfer:
 
 
 @dataclass(frozen=True, slots=True)
-class Deposit:
-    """Signed by the issuer: emit ``amount`` of ``uai`` to the user ``ubi``."""
+class _Issue:
+    """Signed by the issuer: move ``amount`` of ``uai`` between its books and the user ``ubi``."""
 
     ubi: str
     uai: str
     amount: int
     nonce: int
 
-    TYPE = "deposit"
-    KIND = KIND_LEDGER_DEPOSIT
+    TYPE: ClassVar[str] = ""
+    KIND: ClassVar[bytes] = b""
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -315,28 +315,19 @@ class Deposit:
 
 
 @dataclass(frozen=True, slots=True)
-class Withdraw:
+class Deposit(_Issue):
+    """Signed by the issuer: emit ``amount`` of ``uai`` to the user ``ubi``."""
+
+    TYPE: ClassVar[str] = "deposit"
+    KIND: ClassVar[bytes] = KIND_LEDGER_DEPOSIT
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw(_Issue):
     """Signed by the issuer: redeem ``amount`` of ``uai`` from the user ``ubi``."""
 
-    ubi: str
-    uai: str
-    amount: int
-    nonce: int
-
-    TYPE = "withdraw"
-    KIND = KIND_LEDGER_WITHDRAW
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "type": self.TYPE,
-            "ubi": self.ubi,
-            "uai": self.uai,
-            "amount": self.amount,
-            "nonce": self.nonce,
-        }
-
-    def signing_request(self) -> ToSign:
-        return ToSign(self.KIND, pack(self.to_wire()))
+    TYPE: ClassVar[str] = "withdraw"
+    KIND: ClassVar[bytes] = KIND_LEDGER_WITHDRAW
 
 
 Instruction = Transfer | Deposit | Withdraw
