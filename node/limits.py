@@ -93,6 +93,38 @@ TICK_INTERVAL_MS = 100
 API_REQUEST_TIMEOUT_S = 10.0
 PAY_BATCH_TRANSFERS_MAX = 1_000  # transfers in one pay_batch operator request
 
+# --- gossip (node/gossip.py) ---------------------------------------------------
+GOSSIP_KIND_LENGTH_MAX = 16  # "route", "offer"
+GOSSIP_ITEM_ID_BYTES_MAX = 32
+GOSSIP_ITEM_BYTES_MAX = 2_048  # the opaque signed body of one item
+GOSSIP_ITEM_LIFETIME_MS_MAX = 7 * 24 * 3600 * 1000  # an item may not expire later
+GOSSIP_ITEMS_PER_ORIGIN_MAX = 1_024
+GOSSIP_ITEMS_MAX = 100_000  # every origin together
+GOSSIP_ITEMS_PER_MESSAGE_MAX = 16
+GOSSIP_DIGEST_ENTRIES_MAX = 256  # entries of one anti-entropy digest (one round)
+GOSSIP_ROUND_ITEMS_MAX = 64  # items sent in answer to one digest
+GOSSIP_ROUND_INTERVAL_MS = 10_000  # anti-entropy round with each peer this often
+GOSSIP_ORIGIN_BURST_ITEMS = 64  # token bucket per origin: capacity
+GOSSIP_ORIGIN_REFILL_MS = 1_000  # ... and one more token this often
+GOSSIP_ORIGINS_TRACKED_MAX = 10_000  # token buckets kept
+
+# --- payments (node/payments) ------------------------------------------------------
+PAYMENT_ID_LENGTH_MAX = 64
+PAYMENT_HOPS_MAX = 6  # SNAP transfers on one path, payer to payee
+PAYMENT_PARTS_MAX = 4  # paths one payment may be split over
+PAYMENT_PENDING_PER_PEER_MAX = 1_000  # open payment transfers towards one peer
+PAYMENT_EXPIRY_DELTA_MS_MIN = 2 * CLOCK_SKEW_MS_MAX  # the least delta a hop may announce
+PAYMENT_EXPIRY_DELTA_MS_MAX = 3_600_000
+PAYMENT_FINAL_DELTA_MS = 30_000  # a payee asks this much time for the last transfer
+PAYMENT_FINAL_EXPIRY_MS_MIN = PAYMENT_FINAL_DELTA_MS // 2  # it refuses less on arrival
+PAYMENT_EXPIRY_MS_MAX = PAYMENT_FINAL_DELTA_MS + PAYMENT_HOPS_MAX * PAYMENT_EXPIRY_DELTA_MS_MAX
+PAYMENT_INVOICE_LIFETIME_MS = 600_000  # parts of a payment are held this long at most
+PAYMENT_INVOICE_RETRY_MS = 2_000  # an unanswered invoice request is repeated this often
+PAYMENT_FEE_PPM_MAX = 100_000  # 10 %
+PAYMENT_FAILURE_HALF_LIFE_MS = 300_000  # what a failure taught about an edge fades so
+PAYMENT_FAILURES_REMEMBERED_MAX = 10_000
+ROUTE_ANNOUNCEMENT_LIFETIME_MS_MAX = 24 * 3600 * 1000
+
 # --- relations ---------------------------------------------------------------
 assert QUIC_KEEPALIVE_INTERVAL_S < QUIC_IDLE_TIMEOUT_S / 2
 assert RECONNECT_BACKOFF_INITIAL_S < RECONNECT_BACKOFF_MAX_S
@@ -112,3 +144,14 @@ assert 2 * CHAIN_ENTRY_BYTES_MAX < LOG_RECORD_BYTES_MAX  # a transfer's record h
 assert CHAIN_ENTRIES_PER_PULL_MAX * CHAIN_ENTRY_BYTES_MAX < API_FRAME_BYTES_MAX
 assert CHAIN_ENTRIES_PER_PULL_MAX <= CHAIN_FILE_ENTRIES_MAX
 assert NONCE_MAX <= AMOUNT_MAX  # both fit msgpack's signed 64-bit integers
+assert GOSSIP_ITEMS_PER_MESSAGE_MAX * (GOSSIP_ITEM_BYTES_MAX + 256) < FRAME_BYTES_MAX
+assert GOSSIP_DIGEST_ENTRIES_MAX * 128 < FRAME_BYTES_MAX
+assert GOSSIP_ITEMS_PER_ORIGIN_MAX <= GOSSIP_ITEMS_MAX
+assert GOSSIP_ITEMS_PER_MESSAGE_MAX <= GOSSIP_ROUND_ITEMS_MAX
+assert PAYMENT_EXPIRY_DELTA_MS_MIN > CLOCK_SKEW_MS_MAX  # a hop's margin beats clock skew
+assert PAYMENT_EXPIRY_DELTA_MS_MIN <= PAYMENT_EXPIRY_DELTA_MS_MAX
+assert CLOCK_SKEW_MS_MAX < PAYMENT_FINAL_EXPIRY_MS_MIN < PAYMENT_FINAL_DELTA_MS
+assert PAYMENT_EXPIRY_MS_MAX <= EXPIRY_IN_FUTURE_MS_MAX
+assert PAYMENT_PENDING_PER_PEER_MAX <= PENDING_PROPOSALS_PER_PEER_MAX
+assert PAYMENT_FINAL_DELTA_MS < PAYMENT_INVOICE_LIFETIME_MS
+assert ROUTE_ANNOUNCEMENT_LIFETIME_MS_MAX <= GOSSIP_ITEM_LIFETIME_MS_MAX

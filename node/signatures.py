@@ -31,6 +31,7 @@ KIND_LEDGER_TRANSFER = b"ledger-transfer"  # a user pays another user of its val
 KIND_LEDGER_DEPOSIT = b"ledger-deposit"  # an issuer emits to a user
 KIND_LEDGER_WITHDRAW = b"ledger-withdraw"  # an issuer redeems from a user
 KIND_CHAIN_ENTRY = b"chain-entry"  # a validator makes an account-chain entry final
+KIND_ROUTE_ANNOUNCEMENT = b"route-announcement"  # a validator announces a trust edge
 
 
 def sha256(data: bytes) -> bytes:
