@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from node import cli_accounts, units
+from node import cli_accounts, cli_payments, units
 from node.api.client import open_api_client
 from node.api.protocol import ApiError
 from node.cli_accounts import CommandError
@@ -194,6 +194,12 @@ def _parse_condition(text: str | None) -> bytes | None:
 
 
 def cmd_pay(args: argparse.Namespace) -> Any:
+    if (args.peer is None) == (args.to is None):
+        raise CommandError("pay needs --peer (a direct transfer) or --to (multi-hop)")
+    if args.to is not None:
+        if args.condition is not None:
+            raise CommandError("--to gets its condition from the payee: drop --condition")
+        return cli_payments.pay_to(args)
     config = load_config(args.dir)
     peer = config.peer_by_name(args.peer)
     if peer is None:
@@ -412,9 +418,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--amount", required=True)
     sub.add_argument("--unit", required=True, help="e.g. USD or '1E-2 USD'")
 
-    sub = add("pay", cmd_pay, "propose a transfer to a peer and wait for the outcome")
+    sub = add("pay", cmd_pay, "pay a peer directly (--peer) or any validator (--to), and wait")
     _directory(sub)
-    sub.add_argument("--peer", required=True, help="the peer's name")
+    sub.add_argument("--peer", help="a trusted peer's name: one bilateral transfer")
+    sub.add_argument("--to", help="a validator's domain: a multi-hop payment")
+    sub.add_argument(
+        "--payment-id", metavar="ID", help="with --to: retrying an id never pays twice"
+    )
+    sub.add_argument("--max-fee", help="with --to: the most fee to pay, in the currency")
     sub.add_argument("--amount", required=True, help="in the currency, e.g. 12.50")
     sub.add_argument("--unit", required=True, help="e.g. USD or '1E-2 USD'")
     sub.add_argument("--condition", help="SHA-256 condition (hex) for a conditional transfer")
@@ -443,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--limit", action="append", default=[], metavar="PARTY:UNIT=N")
     sub.add_argument("--now", help="the clock, ISO 8601 (default: now)")
     cli_accounts.register(commands, common)
+    cli_payments.register(commands, common)
     return parser
 
 
@@ -468,7 +480,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging("warning")
     try:
         result = args.handler(args)
-    except (*EXPECTED_ERRORS, *cli_accounts.EXPECTED_ERRORS) as error:
+    except (
+        *EXPECTED_ERRORS,
+        *cli_accounts.EXPECTED_ERRORS,
+        *cli_payments.EXPECTED_ERRORS,
+    ) as error:
         message = error.message if isinstance(error, ApiError) else str(error)
         if args.json:
             code = error.code if isinstance(error, ApiError) else type(error).__name__

@@ -19,6 +19,11 @@ Layout of a node directory (made by ``ledgermesh init``)::
     [limits.daily]                     # per customer and UTC day, in the asset's units
     "bank-a.test/USD" = 100000000
 
+    [routing]                          # optional: how we forward payments (defaults in limits)
+    fee_base = 0                       # integer units of the unit passed on
+    fee_ppm = 1000                     # millionths of the amount passed on
+    expiry_delta_ms = 20000            # between the expiry we get and the one we give
+
     [[peers]]
     name = "bank-b.test"
     public_key = "<hex>"
@@ -37,7 +42,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from node.crypto import parse_public_key
-from node.limits import AMOUNT_MAX, NAME_LENGTH_MAX
+from node.limits import (
+    AMOUNT_MAX,
+    NAME_LENGTH_MAX,
+    PAYMENT_EXPIRY_DELTA_MS_MAX,
+    PAYMENT_EXPIRY_DELTA_MS_MIN,
+    PAYMENT_FEE_PPM_MAX,
+    ROUTING_EXPIRY_DELTA_MS_DEFAULT,
+    ROUTING_FEE_BASE_DEFAULT,
+    ROUTING_FEE_PPM_DEFAULT,
+)
 from node.wire import valid_unit
 
 CONFIG_FILE = "node.toml"
@@ -60,6 +74,22 @@ class PeerConfig:
 
 
 @dataclass(frozen=True)
+class RoutingConfig:
+    """How this validator forwards multi-hop payments (announced to the mesh)."""
+
+    fee_base: int = ROUTING_FEE_BASE_DEFAULT
+    fee_ppm: int = ROUTING_FEE_PPM_DEFAULT
+    expiry_delta_ms: int = ROUTING_EXPIRY_DELTA_MS_DEFAULT
+
+
+_ROUTING_RANGES = {
+    "fee_base": (0, AMOUNT_MAX),
+    "fee_ppm": (0, PAYMENT_FEE_PPM_MAX),
+    "expiry_delta_ms": (PAYMENT_EXPIRY_DELTA_MS_MIN, PAYMENT_EXPIRY_DELTA_MS_MAX),
+}
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     name: str
     listen: tuple[str, int]
@@ -67,6 +97,7 @@ class NodeConfig:
     operator_key: bytes
     peers: tuple[PeerConfig, ...] = ()
     daily_limits: dict[str, int] = field(default_factory=dict)
+    routing: RoutingConfig = RoutingConfig()
 
     def peer_by_name(self, name: str) -> PeerConfig | None:
         return next((peer for peer in self.peers if peer.name == name), None)
@@ -154,11 +185,25 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> NodeConfig:
         peers=peers,
     )
     daily_limits = _daily_limits(document.get("limits", {}), source)
-    config = replace(config, daily_limits=daily_limits)
+    routing = _routing(document.get("routing", {}), source)
+    config = replace(config, daily_limits=daily_limits, routing=routing)
     keys = [peer.public_key for peer in peers]
     if len(set(keys)) != len(keys) or config.public_key in keys:
         raise ConfigError(f"{source}: a peer key appears twice, or is the node's own key")
     return config
+
+
+def _routing(table: object, source: str) -> RoutingConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: routing must be a table")
+    unknown = set(table) - set(_ROUTING_RANGES)
+    if unknown:
+        raise ConfigError(f"{source}: unknown routing settings {', '.join(sorted(unknown))}")
+    for name, value in table.items():
+        low, high = _ROUTING_RANGES[name]
+        if type(value) is not int or not low <= value <= high:
+            raise ConfigError(f"{source}: routing.{name} must be an integer {low}..{high}")
+    return RoutingConfig(**table)
 
 
 def _daily_limits(table: object, source: str) -> dict[str, int]:
@@ -198,6 +243,12 @@ def render_config(config: NodeConfig) -> str:
     if config.daily_limits:
         lines += ["", "[limits.daily]  # per customer and UTC day, in the asset's smallest units"]
         lines += [f"{_quote(uai)} = {limit}" for uai, limit in sorted(config.daily_limits.items())]
+    if config.routing != RoutingConfig():
+        routing = config.routing
+        lines += ["", "[routing]  # how we forward payments"]
+        lines.append(f"fee_base = {routing.fee_base}")
+        lines.append(f"fee_ppm = {routing.fee_ppm}")
+        lines.append(f"expiry_delta_ms = {routing.expiry_delta_ms}")
     for peer in config.peers:
         lines += ["", "[[peers]]", f"name = {_quote(peer.name)}"]
         lines.append(f"public_key = {_quote(peer.public_key.hex())}")

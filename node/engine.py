@@ -40,6 +40,7 @@ from node.crypto import NodeKey
 from node.federation import Effect as FederationEffect
 from node.limits import HASH_BYTES, SNAPSHOT_EVERY_RECORDS
 from node.net.base import PeerDown, PeerStatus, PeerUp, Received, TransportEvent
+from node.payments_desk import PAYMENT_MESSAGES, PaymentsDesk
 from node.snap.events import (
     ActionLearnPreimage,
     ActionPropose,
@@ -61,6 +62,7 @@ from node.storage.log import AppendLog
 log = structlog.get_logger()
 
 FEDERATION_TYPES = (wire.Resolve, wire.Resolved)
+SNAP_TYPES = (wire.Propose, wire.Accept, wire.Reject, wire.Ack)
 _LATER = object()  # an answer sent when it is known (federation over the mesh)
 
 
@@ -137,6 +139,14 @@ class NodeEngine:
             self._refuse,
             {peer.name: peer.public_key for peer in config.peers},
         )
+        self.payments = PaymentsDesk(
+            config,
+            key,
+            state,
+            self._append,
+            lambda reason, detail: self._refuse(reason, detail),
+            random_bytes,
+        )
 
     def _append(self, payload: bytes) -> None:
         self.log.append(payload)
@@ -161,7 +171,21 @@ class NodeEngine:
             for peer_key in list(self.state.ledgers):
                 self._run_core(peer_key, TimerTick(), now_ms, current)
             self._settle_federation(self.accounts.tick(now_ms), current)
+            self.payments.tick(now_ms, *self._payment_callbacks(now_ms, current))
         return current
+
+    def _payment_callbacks(
+        self, now_ms: int, current: Decisions
+    ) -> tuple[Callable[[bytes, Input], list[Effect]], Callable[[bytes, wire.PeerMessage], None]]:
+        """How the payments desk reaches the SNAP ledgers and the frames of this pass."""
+
+        def run(peer_key: bytes, event: Input) -> list[Effect]:
+            return self._run_core(peer_key, event, now_ms, current)
+
+        def send(peer_key: bytes, message: wire.PeerMessage) -> None:
+            current.outbox[peer_key].append(message)
+
+        return run, send
 
     @property
     def sync_due(self) -> bool:
@@ -202,6 +226,8 @@ class NodeEngine:
             if event.peer_key in self.peer_names:
                 log.info("peer up", peer=self.peer_names[event.peer_key])
                 self._run_core(event.peer_key, PeerConnected(), now_ms, current)
+                _, send = self._payment_callbacks(now_ms, current)
+                self.payments.on_peer_up(event.peer_key, now_ms, send)
         elif isinstance(event, PeerDown):
             if event.peer_key in self.peer_names:
                 log.info("peer down", peer=self.peer_names[event.peer_key])
@@ -223,7 +249,7 @@ class NodeEngine:
         if frame.sender != event.peer_key or frame.receiver != self.key.public_key:
             self._refuse("frame-misaddressed", "frame not from this link or not for us")
             return
-        snap_messages = tuple(m for m in frame.messages if not isinstance(m, FEDERATION_TYPES))
+        snap_messages = tuple(m for m in frame.messages if isinstance(m, SNAP_TYPES))
         if snap_messages:
             received = ReceiveMessages(snap_messages, frame.raw)
             self._run_core(event.peer_key, received, now_ms, current)
@@ -231,6 +257,9 @@ class NodeEngine:
             if isinstance(message, FEDERATION_TYPES):
                 effects = self.accounts.on_peer_message(event.peer_key, message, now_ms)
                 self._settle_federation(effects, current)
+            elif isinstance(message, PAYMENT_MESSAGES):
+                run, send = self._payment_callbacks(now_ms, current)
+                self.payments.on_peer_message(event.peer_key, message, now_ms, run, send)
 
     def _settle_federation(self, effects: list[FederationEffect], current: Decisions) -> None:
         def send(peer_key: bytes, message: wire.Resolve | wire.Resolved) -> None:
@@ -267,6 +296,8 @@ class NodeEngine:
                     accepted=effect.accepted,
                     reason=effect.reason,
                 )
+        run, send = self._payment_callbacks(now_ms, current)
+        self.payments.on_snap_effects(peer_key, effects, now_ms, run, send)
         return effects
 
     def _refuse(self, reason: str, detail: str, *, peer: bytes | None = None) -> None:
@@ -316,8 +347,16 @@ class NodeEngine:
             return self._peers()
         if request.op == "balances":
             return self._balances(args.get("peer"))
+        if request.op == "pay" and args.get("to") is not None:
+            return self.payments.pay(args, now_ms, *self._payment_callbacks(now_ms, current))
         if request.op == "pay":
             return self._pay(args, now_ms, current)
+        if request.op == "payment":
+            return self.payments.payment(args["payment_id"])
+        if request.op == "payments":
+            return self.payments.payments()
+        if request.op == "route":
+            return self.payments.route(args, now_ms)
         if request.op == "pay_batch":
             return self._pay_batch(args, now_ms, current)
         if request.op == "invoice":

@@ -32,6 +32,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from node.codec import (
+    MSG_ID_MAX,
+    TIME_MS_MAX,
+    DecodeError,
+    check_fields,
+    require_bytes,
+    require_int,
+    require_str,
+)
 from node.limits import (
     GOSSIP_DIGEST_ENTRIES_MAX,
     GOSSIP_ITEM_BYTES_MAX,
@@ -47,15 +56,6 @@ from node.limits import (
     GOSSIP_ROUND_INTERVAL_MS,
     GOSSIP_ROUND_ITEMS_MAX,
     PUBLIC_KEY_BYTES,
-)
-from node.wire import (
-    MSG_ID_MAX,
-    TIME_MS_MAX,
-    DecodeError,
-    check_fields,
-    require_bytes,
-    require_int,
-    require_str,
 )
 
 ItemName = tuple[bytes, str, bytes]

@@ -17,7 +17,11 @@ A log record is a msgpack map: ``{"t": "snap", "peer": key, "r": record}`` for
 a SNAP record, ``{"t": "ledger", "r": record}`` for a customer-books record
 (complete with the validator's signatures), or ``{"t": "invoice", "preimage":
 bytes, "amount": int, "unit": str, "created_ms": int}`` for an invoice the
-node made.
+node made, ``{"t": "payment", "r": record}`` for a record of the payment core
+(``node.payments.records``).
+
+Payments are not compacted yet (docs/PAYMENTS.md, "Not yet"): the snapshot
+holds the payment records themselves, and restoring replays them.
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ from node.limits import (
     SNAPSHOT_BYTES_MAX,
     UNIT_LENGTH_MAX,
 )
+from node.payments.events import Record as PaymentRecord
+from node.payments.records import RECORD_TYPES as PAYMENT_RECORD_TYPES
+from node.payments.records import record_from_wire as payment_record_from_wire
+from node.payments.records import record_to_wire as payment_record_to_wire
+from node.payments.state import PaymentState
 from node.signatures import sha256
 from node.snap.events import Effect, Input
 from node.snap.ledger import BilateralLedger
@@ -51,7 +60,7 @@ from node.wire import (
     unpack,
 )
 
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,10 @@ def ledger_log_record(record: LedgerRecord) -> bytes:
     return pack({"t": "ledger", "r": record.to_wire()})
 
 
+def payment_log_record(record: PaymentRecord) -> bytes:
+    return pack({"t": "payment", "r": payment_record_to_wire(record)})
+
+
 def invoice_log_record(invoice: Invoice) -> bytes:
     return pack(
         {
@@ -86,8 +99,11 @@ def invoice_log_record(invoice: Invoice) -> bytes:
     )
 
 
-def decode_log_record(payload: bytes) -> tuple[bytes, Record] | Invoice | LedgerRecord:
-    """Decode one log record strictly: (peer, SNAP record), an Invoice or a books record."""
+def decode_log_record(
+    payload: bytes,
+) -> tuple[bytes, Record] | Invoice | LedgerRecord | PaymentRecord:
+    """Decode one log record strictly: (peer, SNAP record), an Invoice, a books record
+    or a payment record."""
     fields = unpack(payload, len(payload))
     if type(fields) is not dict:
         raise DecodeError("malformed", "a log record must be a map")
@@ -96,6 +112,9 @@ def decode_log_record(payload: bytes) -> tuple[bytes, Record] | Invoice | Ledger
         check_fields(fields, frozenset({"t", "peer", "r"}), frozenset())
         peer_key = require_bytes(fields["peer"], "peer", PUBLIC_KEY_BYTES)
         return peer_key, record_from_wire(fields["r"])
+    if kind == "payment":
+        check_fields(fields, frozenset({"t", "r"}), frozenset())
+        return payment_record_from_wire(fields["r"])
     if kind == "ledger":
         check_fields(fields, frozenset({"t", "r"}), frozenset())
         return ledger_record_from_wire(fields["r"])
@@ -123,6 +142,8 @@ def log_record_to_json(payload: bytes) -> dict[str, Any]:
             "unit": decoded.unit,
             "created_ms": decoded.created_ms,
         }
+    if isinstance(decoded, PAYMENT_RECORD_TYPES):
+        return {"type": "payment", **_hex(payment_record_to_wire(decoded))}
     if not isinstance(decoded, tuple):
         return {"type": "ledger", **_hex(decoded.to_wire())}
     peer_key, record = decoded
@@ -165,6 +186,8 @@ class NodeState:
         self.ledgers: dict[bytes, BilateralLedger] = {}
         self.invoices: dict[bytes, Invoice] = {}
         self.books = Books(identity.name, identity.public_key, identity.daily_limits)
+        self.payments = PaymentState()
+        self.payment_records: list[PaymentRecord] = []  # for the snapshot
         for peer_key in self._peer_units:
             self.ledger(peer_key)
 
@@ -187,9 +210,16 @@ class NodeState:
     def add_invoice(self, invoice: Invoice) -> None:
         self.invoices[invoice.condition] = invoice
 
+    def payment_recorded(self, record: PaymentRecord) -> None:
+        """The live path: the payment core applied ``record`` to ``payments``."""
+        self.payment_records.append(record)
+
     def apply_log_record(self, payload: bytes) -> None:
         decoded = decode_log_record(payload)
-        if isinstance(decoded, Invoice):
+        if isinstance(decoded, PAYMENT_RECORD_TYPES):
+            self.payments.apply(decoded)
+            self.payment_records.append(decoded)
+        elif isinstance(decoded, Invoice):
             self.add_invoice(decoded)
         elif isinstance(decoded, tuple):
             peer_key, record = decoded
@@ -208,6 +238,7 @@ class NodeState:
                     [i.preimage, i.amount, i.unit, i.created_ms] for i in self.invoices.values()
                 ],
                 "books": self.books.to_snapshot(),
+                "payments": [payment_record_to_wire(r) for r in self.payment_records],
             }
         )
         assert len(data) <= SNAPSHOT_BYTES_MAX
@@ -232,6 +263,10 @@ class NodeState:
             )
         for preimage, amount, unit, created_ms in fields["invoices"]:
             state.add_invoice(Invoice(preimage, amount, unit, created_ms))
+        for payment_record in fields["payments"]:
+            decoded = payment_record_from_wire(payment_record)
+            state.payments.apply(decoded)
+            state.payment_records.append(decoded)
         for key in state._peer_units:
             state.ledger(key)
         return state

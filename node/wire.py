@@ -24,9 +24,38 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
-
 from node import signatures as crypto
+from node.codec import (
+    MSG_ID_MAX as MSG_ID_MAX,
+)
+from node.codec import (
+    TIME_MS_MAX as TIME_MS_MAX,
+)
+from node.codec import (
+    DecodeError as DecodeError,
+)
+from node.codec import (
+    check_fields as check_fields,
+)
+from node.codec import (
+    pack as pack,
+)
+from node.codec import (
+    require_bytes as require_bytes,
+)
+from node.codec import (
+    require_int as require_int,
+)
+from node.codec import (
+    require_str as require_str,
+)
+from node.codec import (
+    unpack as unpack,
+)
+from node.codec import (
+    valid_unit as valid_unit,
+)
+from node.gossip import GossipDigest, GossipItems, GossipMessage, gossip_from_wire
 from node.limits import (
     ADDRESS_LENGTH_MAX,
     AMOUNT_MAX,
@@ -40,24 +69,17 @@ from node.limits import (
     SIGNATURE_BYTES,
     UNIT_LENGTH_MAX,
 )
+from node.payments.messages import (
+    InvoiceAnswer,
+    InvoiceMessage,
+    InvoiceRequest,
+    Route,
+    invoice_from_wire,
+    route_from_wire,
+    route_to_wire,
+)
 
 WIRE_VERSION = 1
-MSG_ID_MAX = 2**63 - 1
-TIME_MS_MAX = 2**53  # far beyond any real date; keeps JSON exact
-
-
-class DecodeError(Exception):
-    """Raised when bytes or a JSON object from outside are not a valid message.
-
-    ``reason`` is a short stable code (``too-large``, ``malformed``,
-    ``trailing-bytes``, ``unknown-type``, ``missing-field``, ``unknown-field``,
-    ``bad-field``, ``bad-signature``...); ``detail`` says more for humans.
-    """
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
 
 
 class MsgType(enum.StrEnum):
@@ -74,6 +96,7 @@ class Propose:
     unit: str
     condition: bytes | None = None
     expires_at_ms: int | None = None
+    route: Route = ()  # payments: the hops after the receiver; only with a condition
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,15 +141,9 @@ class Resolved:
 
 
 FederationMessage = Resolve | Resolved
-PeerMessage = SnapMessage | FederationMessage
+PeerMessage = SnapMessage | FederationMessage | GossipMessage | InvoiceMessage
 
 _HEX_PATTERN = re.compile(f"[0-9a-fA-F]{{{HASH_BYTES * 2}}}")
-_UNIT_PATTERN = re.compile(r"^1E-?[0-9]{1,2} [A-Z0-9][A-Za-z0-9._-]{0,19}$")
-
-
-def valid_unit(unit: str) -> bool:
-    """A SNAP unit: a power of ten and a code, e.g. ``1E-2 USD``."""
-    return len(unit) <= UNIT_LENGTH_MAX and _UNIT_PATTERN.match(unit) is not None
 
 
 # --- encoding ------------------------------------------------------------------
@@ -145,6 +162,8 @@ def snap_to_wire(message: SnapMessage) -> dict[str, Any]:
             out["condition"] = message.condition
         if message.expires_at_ms is not None:
             out["expiresAt"] = message.expires_at_ms
+        if message.route:
+            out["route"] = route_to_wire(message.route)
         return out
     if isinstance(message, Accept):
         out = {"msgType": "ACCEPT", "msgId": message.msg_id}
@@ -165,6 +184,8 @@ def message_to_wire(message: PeerMessage) -> dict[str, Any]:
             "address": message.address,
             "hops": message.hops,
         }
+    if isinstance(message, GossipItems | GossipDigest | InvoiceRequest | InvoiceAnswer):
+        return message.to_wire()
     if isinstance(message, Resolved):
         out: dict[str, Any] = {"msgType": "RESOLVED", "reqId": message.req_id}
         if message.record is not None:
@@ -177,8 +198,14 @@ def message_to_wire(message: PeerMessage) -> dict[str, Any]:
 
 def message_from_wire(fields: object) -> PeerMessage:
     """Decode one peer message map (already unpacked). Raises DecodeError."""
-    if type(fields) is dict and fields.get("msgType") in ("RESOLVE", "RESOLVED"):
-        return _federation_from_wire(fields)
+    if type(fields) is dict:
+        msg_type = fields.get("msgType")
+        if msg_type in ("RESOLVE", "RESOLVED"):
+            return _federation_from_wire(fields)
+        if msg_type in ("GOSSIP", "DIGEST"):
+            return gossip_from_wire(fields)
+        if msg_type in ("INVOICE_REQUEST", "INVOICE"):
+            return invoice_from_wire(fields)
     return snap_from_wire(fields)
 
 
@@ -202,15 +229,27 @@ def _federation_from_wire(fields: dict[str, Any]) -> FederationMessage:
     return Resolved(require_int(fields["reqId"], "reqId", 0, MSG_ID_MAX), record, error)
 
 
+def _hex(value: Any) -> Any:
+    """JSON-ready: bytes as lowercase hex, all the way down."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {key: _hex(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_hex(item) for item in value]
+    return value
+
+
 def message_to_json(message: PeerMessage) -> dict[str, Any]:
     """The JSON rendering of a peer message: bytes as lowercase hex."""
-    fields = message_to_wire(message)
-    return {k: (v.hex() if isinstance(v, bytes) else v) for k, v in fields.items()}
+    rendered: dict[str, Any] = _hex(message_to_wire(message))
+    return rendered
 
 
 def snap_to_json(message: SnapMessage) -> dict[str, Any]:
     """The JSON rendering of a SNAP message: bytes as lowercase hex."""
-    return {k: (v.hex() if isinstance(v, bytes) else v) for k, v in snap_to_wire(message).items()}
+    rendered: dict[str, Any] = _hex(snap_to_wire(message))
+    return rendered
 
 
 # --- strict field access -----------------------------------------------------
@@ -220,47 +259,12 @@ _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # msgType: (required fields, optional fields)
     "PROPOSE": (
         frozenset({"msgType", "msgId", "amount", "unit"}),
-        frozenset({"condition", "expiresAt"}),
+        frozenset({"condition", "expiresAt", "route"}),
     ),
     "ACCEPT": (frozenset({"msgType", "msgId"}), frozenset({"preimage"})),
     "REJECT": (frozenset({"msgType", "msgId", "reason"}), frozenset()),
     "ACK": (frozenset({"msgType", "msgId", "ackOf"}), frozenset()),
 }
-
-
-def require_int(value: object, name: str, low: int, high: int) -> int:
-    if type(value) is not int:
-        raise DecodeError("bad-field", f"{name} must be an integer")
-    if not low <= value <= high:
-        raise DecodeError("bad-field", f"{name} {value} is outside {low}..{high}")
-    return value
-
-
-def require_str(value: object, name: str, length_max: int) -> str:
-    if type(value) is not str:
-        raise DecodeError("bad-field", f"{name} must be a string")
-    if len(value) > length_max:
-        raise DecodeError("bad-field", f"{name} is longer than {length_max}")
-    return value
-
-
-def require_bytes(value: object, name: str, length: int) -> bytes:
-    if type(value) is not bytes:
-        raise DecodeError("bad-field", f"{name} must be bytes")
-    if len(value) != length:
-        raise DecodeError("bad-field", f"{name} must be {length} bytes, not {len(value)}")
-    return value
-
-
-def check_fields(
-    fields: dict[str, Any], required: frozenset[str], optional: frozenset[str]
-) -> None:
-    missing = required - fields.keys()
-    if missing:
-        raise DecodeError("missing-field", ", ".join(sorted(missing)))
-    unknown = fields.keys() - required - optional
-    if unknown:
-        raise DecodeError("unknown-field", ", ".join(sorted(map(str, unknown))))
 
 
 def snap_from_wire(fields: object) -> SnapMessage:
@@ -286,7 +290,7 @@ def snap_from_wire(fields: object) -> SnapMessage:
             expires_at = require_int(expires_at, "expiresAt", 0, TIME_MS_MAX)
         if (condition is None) != (expires_at is None):
             raise DecodeError("bad-field", "condition and expiresAt come together")
-        return Propose(msg_id, amount, unit, condition, expires_at)
+        return Propose(msg_id, amount, unit, condition, expires_at, _route(fields, condition))
     if msg_type == "ACCEPT":
         preimage = fields.get("preimage")
         if preimage is not None:
@@ -300,6 +304,16 @@ def snap_from_wire(fields: object) -> SnapMessage:
     return Ack(msg_id, MsgType(ack_of))
 
 
+def _route(fields: dict[str, Any], condition: bytes | None) -> Route:
+    """A PROPOSE's ``route``: absent means empty; present, it is non-empty and conditional."""
+    if "route" not in fields:
+        return ()
+    route = route_from_wire(fields["route"])
+    if not route or condition is None:
+        raise DecodeError("bad-field", "a route is non-empty and only with a condition")
+    return route
+
+
 def snap_from_json(fields: dict[str, Any]) -> SnapMessage:
     """Decode the JSON rendering (bytes as hex) of a SNAP message."""
     converted = dict(fields)
@@ -310,31 +324,6 @@ def snap_from_json(fields: dict[str, Any]) -> SnapMessage:
                 raise DecodeError("bad-field", f"{name} is not {HASH_BYTES * 2} hex digits")
             converted[name] = bytes.fromhex(value)
     return snap_from_wire(converted)
-
-
-# --- msgpack -----------------------------------------------------------------
-
-
-def pack(value: object) -> bytes:
-    """Canonical msgpack: maps keep insertion order, which our encoders fix."""
-    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
-
-
-def unpack(data: bytes, size_max: int) -> Any:
-    """Strictly unpack one msgpack value of at most ``size_max`` bytes."""
-    if len(data) > size_max:
-        raise DecodeError("too-large", f"{len(data)} bytes > {size_max}")
-    try:
-        return msgpack.unpackb(
-            data,
-            raw=False,
-            strict_map_key=True,
-            use_list=True,
-        )
-    except msgpack.ExtraData:
-        raise DecodeError("trailing-bytes") from None
-    except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as error:
-        raise DecodeError("malformed", type(error).__name__) from None
 
 
 # --- signed peer frames ------------------------------------------------------
@@ -407,8 +396,23 @@ def message_bytes_bound(message: PeerMessage) -> int:
     """An upper bound of a message's size inside a frame, cheap enough for every message.
 
     Every field but a REJECT's reason has a fixed maximum size; 200 bytes covers
-    them (a PROPOSE with condition and expiry packs to about 170).
+    them (a PROPOSE with condition and expiry packs to about 170). Variable
+    parts (reasons, addresses, routes, paths, gossip bodies) are added with a
+    margin for their msgpack headers.
     """
+    if isinstance(message, GossipItems):
+        return 64 + sum(len(item.body) + 256 for item in message.items)
+    if isinstance(message, GossipDigest):
+        return 64 + 128 * (len(message.entries) + 2)
+    if isinstance(message, InvoiceRequest | InvoiceAnswer):
+        texts = [message.payment_id, *message.path]
+        if isinstance(message, InvoiceRequest):
+            texts.append(message.payee)
+        elif message.error is not None:
+            texts.append(message.error)
+        return 256 + sum(len(text.encode()) + 8 for text in texts)
+    if isinstance(message, Propose):
+        return 200 + sum(len(hop.domain.encode()) + 32 for hop in message.route)
     if isinstance(message, Reject):
         return 200 + len(message.reason.encode())
     if isinstance(message, Resolve):

@@ -28,6 +28,7 @@ from node.limits import (
     KYC_LEVEL_MAX,
     NAME_LENGTH_MAX,
     PAY_BATCH_TRANSFERS_MAX,
+    PAYMENT_ID_LENGTH_MAX,
     UAI_LENGTH_MAX,
 )
 from node.wire import (
@@ -70,7 +71,13 @@ OPERATIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "status": (frozenset(), frozenset()),
     "peers": (frozenset(), frozenset()),
     "balances": (frozenset(), frozenset({"peer"})),
-    "pay": (frozenset({"peer", "amount", "unit"}), frozenset({"condition", "expires_at_ms"})),
+    "pay": (
+        frozenset({"amount", "unit"}),
+        frozenset({"peer", "condition", "expires_at_ms", "to", "payment_id", "max_fee"}),
+    ),
+    "payment": (frozenset({"payment_id"}), frozenset()),
+    "payments": (frozenset(), frozenset()),
+    "route": (frozenset({"to", "amount", "unit"}), frozenset({"max_fee"})),
     "invoice": (frozenset({"amount", "unit"}), frozenset()),
     "transfer": (frozenset({"peer", "direction", "msg_id"}), frozenset()),
     "pay_batch": (frozenset({"peer", "unit", "amounts"}), frozenset()),
@@ -131,6 +138,18 @@ def _check_args(op: str, args: dict[str, Any]) -> None:
         require_int(args["expires_at_ms"], "expires_at_ms", 0, TIME_MS_MAX)
     if op == "pay" and (args.get("condition") is None) != (args.get("expires_at_ms") is None):
         raise DecodeError("bad-field", "condition and expires_at_ms come together")
+    if op == "pay" and (args.get("peer") is None) == (args.get("to") is None):
+        raise DecodeError("bad-field", "pay takes a peer (direct) or a to (multi-hop)")
+    if op == "pay" and args.get("to") is not None and args.get("condition") is not None:
+        raise DecodeError("bad-field", "a multi-hop payment gets its condition from the payee")
+    if args.get("to") is not None:
+        require_str(args["to"], "to", ADDRESS_LENGTH_MAX)
+    if args.get("payment_id") is not None:
+        payment_id = require_str(args["payment_id"], "payment_id", PAYMENT_ID_LENGTH_MAX)
+        if not payment_id:
+            raise DecodeError("bad-field", "a payment id is not empty")
+    if args.get("max_fee") is not None:
+        require_int(args["max_fee"], "max_fee", 0, AMOUNT_MAX)
     for name in ("address", "code"):
         if name in args:
             require_str(args[name], name, ADDRESS_LENGTH_MAX)

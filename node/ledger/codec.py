@@ -15,9 +15,13 @@ Rules:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from node.codec import DecodeError, require_str
+from node.codec import decode_canonical as decode_canonical
+from node.codec import require_list as require_list
+from node.codec import require_map as require_map
 from node.limits import (
     ADDRESS_LENGTH_MAX,
     AMOUNT_MAX,
@@ -29,7 +33,6 @@ from node.limits import (
     UAI_LENGTH_MAX,
     USER_NAME_LENGTH_MAX,
 )
-from node.wire import DecodeError, check_fields, pack, require_str, unpack
 
 ZERO_HASH = bytes(32)
 
@@ -133,38 +136,9 @@ def require_signed_amount(value: object, name: str) -> int:
     return value
 
 
-def require_map(
-    value: object, name: str, required: frozenset[str], optional: frozenset[str] = frozenset()
-) -> dict[str, Any]:
-    if type(value) is not dict:
-        raise DecodeError("malformed", f"{name} must be a map")
-    check_fields(value, required, optional)
-    return value
-
-
-def require_list(value: object, name: str, length_max: int) -> list[Any]:
-    if type(value) is not list:
-        raise DecodeError("bad-field", f"{name} must be a list")
-    if len(value) > length_max:
-        raise DecodeError("bad-field", f"{name} has more than {length_max} items")
-    return value
-
-
 def require_type(fields: dict[str, Any], expected: str) -> None:
     if fields["type"] != expected:
         raise DecodeError("unknown-type", f"type {fields['type']!r}, expected {expected!r}")
-
-
-def decode_canonical(
-    raw: bytes, size_max: int, from_wire: Callable[[Any], T], to_wire: Callable[[T], Any]
-) -> T:
-    """Decode ``raw`` and refuse it unless it is the one encoding of what it holds."""
-    if type(raw) is not bytes:
-        raise DecodeError("bad-field", "an encoding must be bytes")
-    value = from_wire(unpack(raw, size_max))
-    if pack(to_wire(value)) != raw:
-        raise DecodeError("non-canonical", "not the canonical encoding of its content")
-    return value
 
 
 def attributes_problem(attributes: object) -> str | None:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from node.codec import valid_unit
 from node.limits import (
     AMOUNT_MAX,
     HASH_BYTES,
@@ -85,7 +86,6 @@ from node.payments.messages import InvoiceAnswer, InvoiceRequest, RouteHop
 from node.payments.routing import HopPolicy, RouteGraph
 from node.payments.state import Incoming, IncomingKey, Payment, PaymentState, failed_edge
 from node.signatures import sha256
-from node.wire import valid_unit
 
 AvailableCredit = Callable[[str, str], int]
 """(peer domain, unit) -> what the peer would still accept from us now (from SNAP)."""
@@ -107,14 +107,16 @@ class PaymentCore:
         graph: RouteGraph,
         available_credit: AvailableCredit,
         payee_known: PayeeKnown,
+        state: PaymentState | None = None,
     ) -> None:
-        """``policies``: trusted peer domain -> how we forward what it sends us (as announced)."""
+        """``policies``: trusted peer domain -> how we forward what it sends us (as announced).
+        ``state``: the state rebuilt from the log (the shell's), else an empty one."""
         self.own_domain = own_domain
         self.policies = dict(policies)
         self.graph = graph
         self.available_credit = available_credit
         self.payee_known = payee_known
-        self.state = PaymentState()
+        self.state = PaymentState() if state is None else state
         self._effects: list[Effect] = []
 
     def apply(self, record: Record) -> None:

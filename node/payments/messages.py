@@ -23,8 +23,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from node.codec import (
+    MSG_ID_MAX,
+    TIME_MS_MAX,
+    DecodeError,
+    check_fields,
+    decode_canonical,
+    pack,
+    require_bytes,
+    require_int,
+    require_list,
+    require_map,
+    require_str,
+    unpack,
+    valid_unit,
+)
 from node.gossip import GossipItem
-from node.ledger.codec import decode_canonical, require_list, require_map
 from node.limits import (
     ADDRESS_LENGTH_MAX,
     AMOUNT_MAX,
@@ -42,18 +56,6 @@ from node.limits import (
     UNIT_LENGTH_MAX,
 )
 from node.signatures import KIND_ROUTE_ANNOUNCEMENT, sha256, verify
-from node.wire import (
-    MSG_ID_MAX,
-    TIME_MS_MAX,
-    DecodeError,
-    check_fields,
-    pack,
-    require_bytes,
-    require_int,
-    require_str,
-    unpack,
-    valid_unit,
-)
 
 ROUTE_KIND = "route"  # the gossip kind of route announcements
 ANNOUNCEMENT_BYTES_MAX = 1_024

@@ -16,6 +16,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from node.payments.messages import Route
 from node.snap.records import Record
 from node.wire import SnapMessage
 
@@ -82,13 +83,20 @@ class ReceiveMessages:
 
 @dataclass(frozen=True, slots=True)
 class ActionPropose:
-    """Propose a transfer to the peer. ``msg_id`` None takes the next one."""
+    """Propose a transfer to the peer. ``msg_id`` None takes the next one.
+
+    ``route`` (payments, only with a condition) goes into the PROPOSE. ``ref`` is
+    local, never on the wire: the caller's name for the proposal, kept in its
+    record and echoed in its NotifyFinal; a ``ref`` already pending is a no-op
+    answered with its msgId."""
 
     amount: int
     unit: str
     condition: bytes | None
     expires_at_ms: int | None
     msg_id: int | None = None
+    route: Route = ()
+    ref: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,16 +166,37 @@ class NotifyProposed:
 
 @dataclass(frozen=True, slots=True)
 class NotifyFinal:
-    """A proposal became final (accepted or rejected)."""
+    """A proposal became final (accepted or rejected). ``ref``: the ActionPropose's."""
 
     direction: Direction
     msg_id: int
     accepted: bool
     preimage: bytes | None
     reason: str | None
+    ref: int | None = None
 
 
-Effect = PersistRecord | SendMessages | NotifyRefused | NotifyProposed | NotifyFinal
+@dataclass(frozen=True, slots=True)
+class NotifyIncomingConditional:
+    """A conditional PROPOSE of the peer was recorded and left pending: someone
+    (the payment core, the operator) must decide it before it expires."""
+
+    msg_id: int
+    amount: int
+    unit: str
+    condition: bytes
+    expires_at_ms: int
+    route: Route
+
+
+Effect = (
+    PersistRecord
+    | SendMessages
+    | NotifyRefused
+    | NotifyProposed
+    | NotifyFinal
+    | NotifyIncomingConditional
+)
 
 
 # --- views -----------------------------------------------------------------------
@@ -234,3 +263,5 @@ class ProposalView:
     reason: str | None
     late: bool
     acknowledged: bool
+    route: Route = ()
+    ref: int | None = None

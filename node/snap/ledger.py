@@ -69,6 +69,7 @@ from node.snap.events import (
     Effect,
     Input,
     NotifyFinal,
+    NotifyIncomingConditional,
     NotifyProposed,
     NotifyRefused,
     PeerConnected,
@@ -168,7 +169,7 @@ class _Pass:
         if key is not None and key in self.state.outbox:
             self.state.mark_sent(key, self.now_ms)
 
-    def notify(self, effect: NotifyFinal | NotifyProposed) -> None:
+    def notify(self, effect: NotifyFinal | NotifyProposed | NotifyIncomingConditional) -> None:
         self.effects.append(effect)
 
     def refuse(self, refusal: _RefusalDetail, message: SnapMessage | None = None) -> None:
@@ -343,17 +344,40 @@ class BilateralLedger:
         msg_id = message.msg_id
         run.record(
             IncomingProposed(
-                msg_id, message.amount, message.unit, message.condition, message.expires_at_ms
+                msg_id,
+                message.amount,
+                message.unit,
+                message.condition,
+                message.expires_at_ms,
+                message.route,
             )
         )
         if rejection is not None:
             self._decide(run, msg_id, False, None, str(rejection))
             return
-        preimage = None if message.condition is None else self._known_preimage(message.condition)
-        if self._auto_decide and (message.condition is None or preimage is not None):
+        if message.condition is None:
+            if self._auto_decide:
+                self._decide(run, msg_id, True, None, None)
+            else:
+                run.send(Ack(msg_id, MsgType.PROPOSE))
+            return
+        # A routed (payment) conditional is the payment core's alone to decide.
+        preimage = None if message.route else self._known_preimage(message.condition)
+        if self._auto_decide and preimage is not None:
             self._decide(run, msg_id, True, preimage, None)
-        else:
-            run.send(Ack(msg_id, MsgType.PROPOSE))
+            return
+        run.send(Ack(msg_id, MsgType.PROPOSE))
+        assert message.expires_at_ms is not None
+        run.notify(
+            NotifyIncomingConditional(
+                msg_id,
+                message.amount,
+                message.unit,
+                message.condition,
+                message.expires_at_ms,
+                message.route,
+            )
+        )
 
     def _policy_rejection(self, message: Propose, now_ms: int) -> RejectReason | None:
         if message.unit not in self._units and not self._unknown_units_allowed:
@@ -387,6 +411,19 @@ class BilateralLedger:
         run.send(record.to_message())
         run.notify(NotifyFinal(Direction.INCOMING, msg_id, accepted, preimage, reason))
 
+    def _notify_outgoing_final(self, run: _Pass, record: OutgoingDecided) -> None:
+        proposal = self._state.lists[Direction.OUTGOING].table[record.msg_id]
+        run.notify(
+            NotifyFinal(
+                Direction.OUTGOING,
+                record.msg_id,
+                record.accepted,
+                record.preimage,
+                record.reason,
+                proposal.ref,
+            )
+        )
+
     # --- the peer's decisions on our proposals -------------------------------------
 
     def _decision_target(self, run: _Pass, message: Accept | Reject) -> Proposal | None:
@@ -415,26 +452,22 @@ class BilateralLedger:
         else:
             expires_at_ms = proposal.expires_at_ms
             late = expires_at_ms is not None and run.now_ms > expires_at_ms + CLOCK_SKEW_MS_MAX
-            run.record(
-                OutgoingDecided(message.msg_id, True, message.preimage, None, late, run.now_ms)
-            )
+            record = OutgoingDecided(message.msg_id, True, message.preimage, None, late, run.now_ms)
+            run.record(record)
             if late:
                 self._keep_evidence(run, "late-accept", message, frame_raw)
             run.send(Ack(message.msg_id, MsgType.ACCEPT))
-            run.notify(
-                NotifyFinal(Direction.OUTGOING, message.msg_id, True, message.preimage, None)
-            )
+            self._notify_outgoing_final(run, record)
 
     def _on_reject(self, run: _Pass, message: Reject, frame_raw: bytes) -> None:
         proposal = self._decision_target(run, message)
         if proposal is None:
             return
         if proposal.status is ProposalStatus.PENDING:
-            run.record(
-                OutgoingDecided(message.msg_id, False, None, message.reason, False, run.now_ms)
-            )
+            record = OutgoingDecided(message.msg_id, False, None, message.reason, False, run.now_ms)
+            run.record(record)
             run.send(Ack(message.msg_id, MsgType.REJECT))
-            run.notify(NotifyFinal(Direction.OUTGOING, message.msg_id, False, None, message.reason))
+            self._notify_outgoing_final(run, record)
         elif proposal.status is ProposalStatus.REJECTED and proposal.reason == message.reason:
             run.send(Ack(message.msg_id, MsgType.REJECT))
         else:
@@ -471,6 +504,10 @@ class BilateralLedger:
     # --- actions -------------------------------------------------------------------
 
     def _propose(self, run: _Pass, action: ActionPropose) -> None:
+        held = None if action.ref is None else self._state.outgoing_pending_by_ref.get(action.ref)
+        if held is not None:
+            run.notify(NotifyProposed(held))  # the same ref again: already proposed
+            return
         refusal = self._content_refusal(action, run.now_ms) or self._capacity_refusal(action)
         if refusal is not None:
             run.refuse(refusal)
@@ -478,7 +515,13 @@ class BilateralLedger:
         proposals = self._state.lists[Direction.OUTGOING]
         msg_id = proposals.next_msg_id if action.msg_id is None else action.msg_id
         record = OutgoingProposed(
-            msg_id, action.amount, action.unit, action.condition, action.expires_at_ms
+            msg_id,
+            action.amount,
+            action.unit,
+            action.condition,
+            action.expires_at_ms,
+            action.route,
+            action.ref,
         )
         run.record(record)
         run.send(record.to_message())
@@ -496,6 +539,8 @@ class BilateralLedger:
             return Refusal.BAD_CONDITION, "a condition and an expiry come together"
         if condition is not None and (type(condition) is not bytes or len(condition) != HASH_BYTES):
             return Refusal.BAD_CONDITION, f"a condition is {HASH_BYTES} bytes"
+        if action.route and condition is None:
+            return Refusal.BAD_CONDITION, "a route comes only with a condition"
         if expires_at_ms is not None:
             if type(expires_at_ms) is not int or not now_ms < expires_at_ms <= TIME_MS_MAX:
                 return Refusal.EXPIRED, "the expiry must be in the future"
@@ -547,9 +592,9 @@ class BilateralLedger:
             return
         waiting = self._state.incoming_pending_by_condition.get(sha256(preimage), {})
         for msg_id in list(waiting):
-            expires_at_ms = self._state.lists[Direction.INCOMING].table[msg_id].expires_at_ms
-            assert expires_at_ms is not None
-            if run.now_ms < expires_at_ms:
+            proposal = self._state.lists[Direction.INCOMING].table[msg_id]
+            assert proposal.expires_at_ms is not None
+            if run.now_ms < proposal.expires_at_ms and not proposal.route:
                 self._decide(run, msg_id, True, preimage, None)
 
     # --- time ----------------------------------------------------------------------

@@ -25,6 +25,7 @@ from node.limits import (
     REASON_LENGTH_MAX,
     UNIT_LENGTH_MAX,
 )
+from node.payments.messages import Route, route_from_wire, route_to_wire
 from node.wire import (
     MSG_ID_MAX,
     TIME_MS_MAX,
@@ -75,14 +76,29 @@ class _Proposed:
     unit: str
     condition: bytes | None
     expires_at_ms: int | None
+    route: Route = ()  # payments: written only when non-empty
 
     KIND: ClassVar[str] = ""
 
     def to_wire(self) -> dict[str, Any]:
-        return {KIND_FIELD: self.KIND, **{name: getattr(self, name) for name in _PROPOSED_FIELDS}}
+        out = {KIND_FIELD: self.KIND, **{name: getattr(self, name) for name in _PROPOSED_FIELDS}}
+        if self.route:
+            out["route"] = route_to_wire(self.route)
+        return out
 
     def to_message(self) -> Propose:
-        return Propose(self.msg_id, self.amount, self.unit, self.condition, self.expires_at_ms)
+        return Propose(
+            self.msg_id, self.amount, self.unit, self.condition, self.expires_at_ms, self.route
+        )
+
+    @staticmethod
+    def route_from_record(fields: dict[str, Any], condition: bytes | None) -> Route:
+        if "route" not in fields:
+            return ()
+        route = route_from_wire(fields["route"])
+        if not route or condition is None:
+            raise DecodeError("bad-field", "a route is non-empty and only with a condition")
+        return route
 
     @staticmethod
     def fields_from_wire(fields: dict[str, Any]) -> tuple[int, int, str, bytes | None, int | None]:
@@ -100,9 +116,18 @@ class _Proposed:
 
 @dataclass(frozen=True, slots=True)
 class OutgoingProposed(_Proposed):
-    """We proposed; the msgId is the next of our list."""
+    """We proposed; the msgId is the next of our list. ``ref``: the caller's local
+    name for it (payments), written only when set."""
+
+    ref: int | None = None
 
     KIND: ClassVar[str] = "outgoing-proposed"
+
+    def to_wire(self) -> dict[str, Any]:
+        out = _Proposed.to_wire(self)
+        if self.ref is not None:
+            out["ref"] = self.ref
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +293,11 @@ def _evidence_kept(fields: dict[str, Any]) -> EvidenceKept:
     return EvidenceKept(reason, message, frame_raw, received_at_ms)
 
 
+_OPTIONAL_FIELDS: dict[str, frozenset[str]] = {
+    OutgoingProposed.KIND: frozenset({"route", "ref"}),
+    IncomingProposed.KIND: frozenset({"route"}),
+}
+
 _FIELDS: dict[str, frozenset[str]] = {
     OutgoingProposed.KIND: frozenset(_PROPOSED_FIELDS),
     IncomingProposed.KIND: frozenset(_PROPOSED_FIELDS),
@@ -288,11 +318,14 @@ def record_from_wire(obj: object) -> Record:
     kind = obj.get(KIND_FIELD)
     if type(kind) is not str or kind not in _FIELDS:
         raise DecodeError("unknown-type", f"record {kind!r}")
-    check_fields(obj, _FIELDS[kind] | {KIND_FIELD}, frozenset())
+    check_fields(obj, _FIELDS[kind] | {KIND_FIELD}, _OPTIONAL_FIELDS.get(kind, frozenset()))
     if kind == OutgoingProposed.KIND:
-        return OutgoingProposed(*_Proposed.fields_from_wire(obj))
+        fields = _Proposed.fields_from_wire(obj)
+        ref = None if "ref" not in obj else require_int(obj["ref"], "ref", 0, MSG_ID_MAX)
+        return OutgoingProposed(*fields, _Proposed.route_from_record(obj, fields[3]), ref)
     if kind == IncomingProposed.KIND:
-        return IncomingProposed(*_Proposed.fields_from_wire(obj))
+        fields = _Proposed.fields_from_wire(obj)
+        return IncomingProposed(*fields, _Proposed.route_from_record(obj, fields[3]))
     if kind == IncomingDecided.KIND:
         return _incoming_decided(obj)
     if kind == OutgoingDecided.KIND:

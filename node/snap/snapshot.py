@@ -26,6 +26,7 @@ from node.limits import (
     REASON_LENGTH_MAX,
     UNIT_LENGTH_MAX,
 )
+from node.payments.messages import route_from_wire, route_to_wire
 from node.signatures import sha256
 from node.snap.events import Direction, ProposalStatus
 from node.snap.records import EvidenceKept, record_from_wire
@@ -41,10 +42,10 @@ from node.wire import (
     valid_unit,
 )
 
-SNAPSHOT_FORMAT = "ledgermesh/snap-ledger/1"
+SNAPSHOT_FORMAT = "ledgermesh/snap-ledger/2"
 _TOP_FIELDS = frozenset({"format", "outgoing", "incoming", "sums", "evidence"})
 _LIST_FIELDS = frozenset({"first_msg_id", "next_msg_id", "proposals", "settled"})
-_PROPOSAL_LENGTH = 10
+_PROPOSAL_LENGTH = 12
 _SUM_PATTERN = re.compile(r"^(0|[1-9][0-9]{0,99})$")
 _SUMS_LENGTH = len(fields(UnitSums))
 
@@ -76,6 +77,7 @@ def _proposal_to_wire(p: Proposal) -> list[Any]:
     return [
         *(p.msg_id, p.amount, p.unit, p.condition, p.expires_at_ms),
         *(str(p.status), p.preimage, p.reason, p.late, p.acknowledged),
+        *(route_to_wire(p.route), p.ref),
     ]
 
 
@@ -180,7 +182,13 @@ def _proposal_from_wire(item: object, direction: Direction) -> Proposal:
     late, acknowledged = item[8], item[9]
     if type(late) is not bool or type(acknowledged) is not bool:
         raise DecodeError("bad-field", "late and acknowledged must be booleans")
-    proposal = Proposal(msg_id, amount, unit, condition, expires_at_ms)
+    route = route_from_wire(item[10])
+    if route and condition is None:
+        raise DecodeError("bad-field", "a route comes only with a condition")
+    ref = None if item[11] is None else require_int(item[11], "ref", 0, MSG_ID_MAX)
+    if ref is not None and direction is Direction.INCOMING:
+        raise DecodeError("bad-field", "only our own proposals carry a ref")
+    proposal = Proposal(msg_id, amount, unit, condition, expires_at_ms, route=route, ref=ref)
     proposal.status, proposal.preimage, proposal.reason = ProposalStatus(item[5]), preimage, reason
     proposal.late, proposal.acknowledged = late, acknowledged
     _check_proposal(proposal, direction)

@@ -32,6 +32,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field, fields
 
 from node.limits import EVIDENCE_PER_PEER_MAX
+from node.payments.messages import Route
 from node.signatures import sha256
 from node.snap.events import Direction, ProposalStatus, ProposalView, Totals
 from node.snap.records import (
@@ -61,6 +62,8 @@ class Proposal:
     reason: str | None = None
     late: bool = False
     acknowledged: bool = False
+    route: Route = ()
+    ref: int | None = None  # outgoing: the proposer's local name (ActionPropose.ref)
 
     def view(self, direction: Direction) -> ProposalView:
         return ProposalView(
@@ -75,10 +78,14 @@ class Proposal:
             self.reason,
             self.late,
             self.acknowledged,
+            self.route,
+            self.ref,
         )
 
     def to_propose(self) -> Propose:
-        return Propose(self.msg_id, self.amount, self.unit, self.condition, self.expires_at_ms)
+        return Propose(
+            self.msg_id, self.amount, self.unit, self.condition, self.expires_at_ms, self.route
+        )
 
     def to_decision(self) -> Accept | Reject:
         assert self.status is not ProposalStatus.PENDING
@@ -142,6 +149,7 @@ class LedgerState:
         self.outbox: OrderedDict[OutboxKey, int | None] = OrderedDict()
         self.incoming_pending_by_condition: dict[bytes, dict[int, None]] = {}
         self.incoming_expiries: list[tuple[int, int]] = []  # heap of (expires_at_ms, msg_id)
+        self.outgoing_pending_by_ref: dict[int, int] = {}  # ref -> msgId
 
     # --- queries ---------------------------------------------------------------------
 
@@ -205,7 +213,13 @@ class LedgerState:
         assert record.msg_id == proposals.next_msg_id, "msgIds are gapless"
         proposals.next_msg_id += 1
         proposal = Proposal(
-            record.msg_id, record.amount, record.unit, record.condition, record.expires_at_ms
+            record.msg_id,
+            record.amount,
+            record.unit,
+            record.condition,
+            record.expires_at_ms,
+            route=record.route,
+            ref=record.ref if isinstance(record, OutgoingProposed) else None,
         )
         self.index_proposal(direction, proposal)
         sums = self.sums.setdefault(record.unit, UnitSums())
@@ -224,6 +238,8 @@ class LedgerState:
             self.lists[direction].pending[msg_id] = None
             if direction is Direction.OUTGOING and not proposal.acknowledged:
                 self._outbox_add((direction, msg_id))
+            if direction is Direction.OUTGOING and proposal.ref is not None:
+                self.outgoing_pending_by_ref[proposal.ref] = msg_id
             if direction is Direction.INCOMING and proposal.condition is not None:
                 assert proposal.expires_at_ms is not None
                 by_condition = self.incoming_pending_by_condition
@@ -255,6 +271,8 @@ class LedgerState:
         if direction is Direction.OUTGOING:
             self._count_outgoing_final(sums, proposal.amount, accepted)
             proposal.acknowledged = True  # a decision acknowledges our PROPOSE
+            if proposal.ref is not None:
+                del self.outgoing_pending_by_ref[proposal.ref]
             self.outbox.pop((direction, msg_id), None)
             self._settle(direction, msg_id)
         else:

@@ -1,0 +1,192 @@
+"""The log codec of the payment core's records.
+
+Rules:
+- ``record_to_wire`` gives a msgpack-able map: ``{"kind": ..., field: value}``
+  with the dataclass's own field names; ``record_from_wire`` is strict and
+  raises ``DecodeError`` on anything ``record_to_wire`` could not have written
+  (unknown kind, missing or unknown field, a value of the wrong type or out of
+  range, a preimage that does not hash to its condition).
+- One decoder per field name: a name means the same thing in every record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any
+
+from node.codec import (
+    MSG_ID_MAX,
+    TIME_MS_MAX,
+    DecodeError,
+    check_fields,
+    require_bytes,
+    require_int,
+    require_str,
+    valid_unit,
+)
+from node.limits import (
+    ADDRESS_LENGTH_MAX,
+    AMOUNT_MAX,
+    HASH_BYTES,
+    NAME_LENGTH_MAX,
+    PAYMENT_ID_LENGTH_MAX,
+    REASON_LENGTH_MAX,
+    UNIT_LENGTH_MAX,
+)
+from node.payments.events import (
+    IncomingClosed,
+    IncomingOpened,
+    InvoiceCreated,
+    InvoiceLearned,
+    OutgoingClosed,
+    OutgoingOpened,
+    PaymentEnded,
+    PaymentStarted,
+    PreimageLearned,
+    Record,
+)
+from node.payments.messages import route_from_wire, route_to_wire
+from node.signatures import sha256
+
+KIND_FIELD = "kind"
+
+_KINDS: dict[str, type[Record]] = {
+    "payment-started": PaymentStarted,
+    "invoice-learned": InvoiceLearned,
+    "payment-ended": PaymentEnded,
+    "invoice-created": InvoiceCreated,
+    "preimage-learned": PreimageLearned,
+    "outgoing-opened": OutgoingOpened,
+    "outgoing-closed": OutgoingClosed,
+    "incoming-opened": IncomingOpened,
+    "incoming-closed": IncomingClosed,
+}
+_KIND_OF = {cls: kind for kind, cls in _KINDS.items()}
+RECORD_TYPES = (
+    PaymentStarted,
+    InvoiceLearned,
+    PaymentEnded,
+    InvoiceCreated,
+    PreimageLearned,
+    OutgoingOpened,
+    OutgoingClosed,
+    IncomingOpened,
+    IncomingClosed,
+)
+assert set(RECORD_TYPES) == set(_KINDS.values())
+
+
+def _text(length_max: int) -> Callable[[object, str], str]:
+    def decode(value: object, name: str) -> str:
+        return require_str(value, name, length_max)
+
+    return decode
+
+
+def _integer(high: int, low: int = 0) -> Callable[[object, str], int]:
+    def decode(value: object, name: str) -> int:
+        return require_int(value, name, low, high)
+
+    return decode
+
+
+def _hash(value: object, name: str) -> bytes:
+    return require_bytes(value, name, HASH_BYTES)
+
+
+def _unit(value: object, name: str) -> str:
+    unit = require_str(value, name, UNIT_LENGTH_MAX)
+    if not valid_unit(unit):
+        raise DecodeError("bad-field", f"unit {unit!r} is not like '1E-2 USD'")
+    return unit
+
+
+def _bool(value: object, name: str) -> bool:
+    if type(value) is not bool:
+        raise DecodeError("bad-field", f"{name} must be a boolean")
+    return value
+
+
+def _optional(decode: Callable[[object, str], Any]) -> Callable[[object, str], Any]:
+    def decode_optional(value: object, name: str) -> Any:
+        return None if value is None else decode(value, name)
+
+    return decode_optional
+
+
+def _route(value: object, name: str) -> Any:
+    return route_from_wire(value)
+
+
+_DECODERS: dict[str, Callable[[object, str], Any]] = {
+    "payment_id": _text(PAYMENT_ID_LENGTH_MAX),
+    "payee": _text(ADDRESS_LENGTH_MAX),
+    "payee_domain": _text(NAME_LENGTH_MAX),
+    "payer": _text(NAME_LENGTH_MAX),
+    "peer": _text(NAME_LENGTH_MAX),
+    "amount": _integer(AMOUNT_MAX, 1),
+    "max_fee": _integer(AMOUNT_MAX),
+    "unit": _unit,
+    "deadline_ms": _integer(TIME_MS_MAX),
+    "expires_ms": _integer(TIME_MS_MAX),
+    "expires_at_ms": _integer(TIME_MS_MAX),
+    "hold_id": _optional(_text(PAYMENT_ID_LENGTH_MAX)),
+    "condition": _hash,
+    "preimage": _hash,
+    "succeeded": _bool,
+    "accepted": _bool,
+    "reason": _optional(_text(REASON_LENGTH_MAX)),
+    "failed_hop": _optional(_text(2 * NAME_LENGTH_MAX + 1)),
+    "ref": _integer(MSG_ID_MAX),
+    "msg_id": _integer(MSG_ID_MAX),
+    "route": _route,
+    "payment_id_or_none": _optional(_text(PAYMENT_ID_LENGTH_MAX)),
+    "upstream_peer": _optional(_text(NAME_LENGTH_MAX)),
+    "upstream_msg_id": _optional(_integer(MSG_ID_MAX)),
+    "downstream_ref": _optional(_integer(MSG_ID_MAX)),
+}
+# A forwarded OutgoingOpened has no payment id.
+_FIELD_DECODER: dict[tuple[type[Record], str], str] = {
+    (OutgoingOpened, "payment_id"): "payment_id_or_none"
+}
+
+
+def record_to_wire(record: Record) -> dict[str, Any]:
+    out: dict[str, Any] = {KIND_FIELD: _KIND_OF[type(record)]}
+    for field in fields(record):
+        value = getattr(record, field.name)
+        out[field.name] = route_to_wire(value) if field.name == "route" else value
+    return out
+
+
+def record_from_wire(obj: object) -> Record:
+    """Decode a map written by ``record_to_wire``. Raises DecodeError on anything else."""
+    if type(obj) is not dict:
+        raise DecodeError("malformed", "a payment record must be a map")
+    kind = obj.get(KIND_FIELD)
+    cls = _KINDS.get(kind) if type(kind) is str else None
+    if cls is None:
+        raise DecodeError("unknown-type", f"payment record {kind!r}")
+    names = [field.name for field in fields(cls)]
+    check_fields(obj, frozenset(names) | {KIND_FIELD}, frozenset())
+    values = [_DECODERS[_FIELD_DECODER.get((cls, name), name)](obj[name], name) for name in names]
+    record = cls(*values)
+    _check(record)
+    return record
+
+
+def _check(record: Record) -> None:
+    hashed = isinstance(record, InvoiceCreated | PreimageLearned)
+    if hashed and sha256(record.preimage) != record.condition:  # type: ignore[union-attr]
+        raise DecodeError("bad-field", "the preimage does not hash to the condition")
+    if isinstance(record, OutgoingClosed | IncomingClosed | PaymentEnded):
+        accepted = record.succeeded if isinstance(record, PaymentEnded) else record.accepted
+        if accepted and record.reason is not None:
+            raise DecodeError("bad-field", "a success has no reason")
+    if isinstance(record, OutgoingOpened):
+        forwarded = record.upstream_peer is not None
+        if forwarded != (record.upstream_msg_id is not None) or forwarded == (
+            record.payment_id is not None
+        ):
+            raise DecodeError("bad-field", "an outgoing transfer is ours or forwarded")

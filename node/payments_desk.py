@@ -1,0 +1,433 @@
+"""The payments desk: how the engine wires the gossip and payment cores.
+
+Rules:
+- The desk owns the gossip engine (route announcements), the routing graph and
+  the payment core; the engine owns the log, the SNAP ledgers and the frames.
+  It reaches them only through the callbacks it is given.
+- Signing stays in the shell: the desk signs our route announcements (one per
+  trusted peer and unit, a new seq every ROUTE_ANNOUNCE_INTERVAL_MS) before
+  gossip publishes them. Gossip verifies every item before storing or
+  forwarding it; stored route items feed the graph, expired ones leave it.
+- The payment core's effects are carried out in order: a record is appended
+  to the log (and kept for the snapshot) before anything after it can leave
+  the node (the engine fsyncs before it sends the pass's frames);
+  ProposeConditional / AcceptIncoming / RejectIncoming become SNAP actions;
+  SendToPeer goes into the peer's frame. A SNAP refusal of our proposal is
+  reported back as its rejection.
+- Recovery (``recover``, once, in the first pass): every pending incoming
+  conditional is fed again; an open outgoing ref whose SNAP proposal is final
+  gets its final, one SNAP never recorded gets ``not-proposed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from node import snap
+from node.api.protocol import ApiError
+from node.config import NodeConfig
+from node.crypto import NodeKey
+from node.gossip import (
+    ActionPublish,
+    GossipDigest,
+    GossipEngine,
+    GossipItems,
+    NotifyRemoved,
+    NotifyStored,
+    ReceiveDigest,
+    ReceiveItems,
+)
+from node.gossip import Effect as GossipEffect
+from node.gossip import Input as GossipInput
+from node.gossip import PeerConnected as GossipPeerConnected
+from node.gossip import SendToPeer as GossipSend
+from node.gossip import TimerTick as GossipTick
+from node.limits import (
+    AMOUNT_MAX,
+    HASH_BYTES,
+    PAYMENT_DEADLINE_MS_DEFAULT,
+    PAYMENT_FINAL_DELTA_MS,
+    PAYMENTS_LISTED_MAX,
+    ROUTE_ANNOUNCE_INTERVAL_MS,
+    ROUTE_ANNOUNCEMENT_LIFETIME_MS,
+)
+from node.payments.core import PaymentCore
+from node.payments.events import (
+    AcceptIncoming,
+    ActionPay,
+    Effect,
+    IncomingConditional,
+    IncomingFinal,
+    Input,
+    NotifyPayment,
+    NotifyRefused,
+    OutgoingFinal,
+    PersistRecord,
+    ProposeConditional,
+    ReceiveInvoiceAnswer,
+    ReceiveInvoiceRequest,
+    RejectIncoming,
+    SendToPeer,
+    TimerTick,
+)
+from node.payments.messages import (
+    ROUTE_KIND,
+    InvoiceAnswer,
+    InvoiceRequest,
+    RouteAnnouncement,
+    SignedAnnouncement,
+    announcement_item,
+    route_item_problem,
+    signed_announcement_from_body,
+)
+from node.payments.routing import HopPolicy, RouteGraph
+from node.payments.state import Payment
+from node.signatures import KIND_ROUTE_ANNOUNCEMENT
+from node.state import NodeState, payment_log_record
+from node.wire import PeerMessage
+
+RunSnap = Callable[[bytes, snap.Input], list[snap.Effect]]
+"""(peer key, input) -> the SNAP ledger's effects, its records appended, its messages queued."""
+Send = Callable[[bytes, PeerMessage], None]
+Append = Callable[[bytes], None]
+Refuse = Callable[[str, str], None]
+
+PAYMENT_MESSAGES = (GossipItems, GossipDigest, InvoiceRequest, InvoiceAnswer)
+
+
+class PaymentsDesk:
+    def __init__(
+        self,
+        config: NodeConfig,
+        key: NodeKey,
+        state: NodeState,
+        append: Append,
+        refuse: Refuse,
+        random_bytes: Callable[[int], bytes],
+    ) -> None:
+        self.config = config
+        self.key = key
+        self.state = state
+        self.append = append
+        self.refuse = refuse
+        self.random_bytes = random_bytes
+        self.names = {peer.public_key: peer.name for peer in config.peers}
+        self.keys = {peer.name: peer.public_key for peer in config.peers}
+        routing = config.routing
+        policy = HopPolicy(routing.fee_base, routing.fee_ppm, routing.expiry_delta_ms)
+        self.graph = RouteGraph(config.name, self.keys)
+        self.core = PaymentCore(
+            config.name,
+            {name: policy for name in self.keys},
+            self.graph,
+            self.available_credit,
+            self.payee_known,
+            state.payments,
+        )
+        self.gossip = GossipEngine(key.public_key, self.names, route_item_problem)
+        self.announced_ms: int | None = None
+        self.recovered = False
+        self.notices: dict[str, NotifyPayment] = {}
+
+    # --- callbacks of the payment core --------------------------------------------------
+
+    def available_credit(self, peer: str, unit: str) -> int:
+        """What ``peer`` would still accept from us: the credit it announced to us
+        minus its current + receivable in our SNAP ledger."""
+        announced = self.graph.edges.get((self.config.name, peer, unit))
+        peer_key = self.keys.get(peer)
+        if announced is None or peer_key is None:
+            return 0
+        balances = self.state.ledger(peer_key).balances().get(unit)
+        if balances is None:
+            return announced.credit
+        theirs = balances.theirs
+        return max(0, announced.credit - theirs.current - theirs.receivable)
+
+    def payee_known(self, payee: str) -> bool:
+        return payee == self.config.name
+
+    # --- inputs --------------------------------------------------------------------------
+
+    def on_peer_message(
+        self, peer_key: bytes, message: PeerMessage, now_ms: int, run: RunSnap, send: Send
+    ) -> None:
+        peer = self.names[peer_key]
+        if isinstance(message, GossipItems):
+            self._gossip(ReceiveItems(peer_key, message.items), now_ms, send)
+        elif isinstance(message, GossipDigest):
+            self._gossip(ReceiveDigest(peer_key, message), now_ms, send)
+        elif isinstance(message, InvoiceRequest):
+            fresh = self.random_bytes(HASH_BYTES)
+            self.feed(ReceiveInvoiceRequest(peer, message, fresh), now_ms, run, send)
+        elif isinstance(message, InvoiceAnswer):
+            self.feed(ReceiveInvoiceAnswer(peer, message), now_ms, run, send)
+
+    def on_peer_up(self, peer_key: bytes, now_ms: int, send: Send) -> None:
+        self._gossip(GossipPeerConnected(peer_key), now_ms, send)
+
+    def on_snap_effects(
+        self, peer_key: bytes, effects: list[snap.Effect], now_ms: int, run: RunSnap, send: Send
+    ) -> None:
+        """Report what a SNAP ledger decided about conditional transfers."""
+        peer = self.names.get(peer_key)
+        if peer is None:
+            return
+        for effect in effects:
+            if isinstance(effect, snap.NotifyIncomingConditional):
+                incoming = IncomingConditional(
+                    peer,
+                    effect.msg_id,
+                    effect.amount,
+                    effect.unit,
+                    effect.condition,
+                    effect.expires_at_ms,
+                    effect.route,
+                )
+                self.feed(incoming, now_ms, run, send)
+            elif isinstance(effect, snap.NotifyFinal):
+                if effect.direction is snap.Direction.INCOMING:
+                    final_in = IncomingFinal(peer, effect.msg_id, effect.accepted, effect.reason)
+                    self.feed(final_in, now_ms, run, send)
+                elif effect.ref is not None:
+                    final = OutgoingFinal(
+                        effect.ref, effect.accepted, effect.preimage, effect.reason
+                    )
+                    self.feed(final, now_ms, run, send)
+
+    def tick(self, now_ms: int, run: RunSnap, send: Send) -> None:
+        if not self.recovered:
+            self.recover(now_ms, run, send)
+        if self.announced_ms is None or now_ms - self.announced_ms >= ROUTE_ANNOUNCE_INTERVAL_MS:
+            self._announce(now_ms, send)
+        self._gossip(GossipTick(), now_ms, send)
+        self.feed(TimerTick(), now_ms, run, send)
+
+    def recover(self, now_ms: int, run: RunSnap, send: Send) -> None:
+        """After a restart: tell the core what SNAP holds (docs/PAYMENTS.md, Recovery)."""
+        self.recovered = True
+        for peer_key, ledger in list(self.state.ledgers.items()):
+            pending = [
+                view
+                for view in ledger.proposals(snap.Direction.INCOMING)
+                if view.status is snap.ProposalStatus.PENDING and view.condition is not None
+            ]
+            for view in pending:
+                assert view.condition is not None and view.expires_at_ms is not None
+                notice = snap.NotifyIncomingConditional(
+                    view.msg_id,
+                    view.amount,
+                    view.unit,
+                    view.condition,
+                    view.expires_at_ms,
+                    view.route,
+                )
+                self.on_snap_effects(peer_key, [notice], now_ms, run, send)
+        outgoing = {
+            view.ref: view
+            for ledger in self.state.ledgers.values()
+            for view in ledger.proposals(snap.Direction.OUTGOING)
+            if view.ref is not None
+        }
+        for ref in self.state.payments.open_refs():
+            sent = outgoing.get(ref)
+            if sent is None:
+                self.feed(OutgoingFinal(ref, False, None, "not-proposed"), now_ms, run, send)
+            elif sent.status is not snap.ProposalStatus.PENDING:
+                accepted = sent.status is snap.ProposalStatus.ACCEPTED
+                final = OutgoingFinal(ref, accepted, sent.preimage, sent.reason)
+                self.feed(final, now_ms, run, send)
+
+    # --- the payment core ----------------------------------------------------------------
+
+    def feed(self, event: Input, now_ms: int, run: RunSnap, send: Send) -> list[Effect]:
+        effects = self.core.handle(event, now_ms)
+        for effect in effects:
+            self._carry_out(effect, now_ms, run, send)
+        return effects
+
+    def _carry_out(self, effect: Effect, now_ms: int, run: RunSnap, send: Send) -> None:
+        if isinstance(effect, PersistRecord):
+            self.append(payment_log_record(effect.record))
+            self.state.payment_recorded(effect.record)
+        elif isinstance(effect, ProposeConditional):
+            self._propose(effect, now_ms, run, send)
+        elif isinstance(effect, AcceptIncoming | RejectIncoming):
+            accept = isinstance(effect, AcceptIncoming)
+            decide = snap.ActionDecide(
+                effect.msg_id,
+                accept,
+                effect.preimage if isinstance(effect, AcceptIncoming) else None,
+                "" if isinstance(effect, AcceptIncoming) else effect.reason,
+            )
+            run(self.keys[effect.peer], decide)
+        elif isinstance(effect, SendToPeer):
+            send(self.keys[effect.peer], effect.message)
+        elif isinstance(effect, NotifyPayment):
+            self.notices[effect.payment_id] = effect
+        elif isinstance(effect, NotifyRefused):
+            self.refuse(f"payment-{effect.reason}", effect.detail)
+
+    def _propose(self, effect: ProposeConditional, now_ms: int, run: RunSnap, send: Send) -> None:
+        action = snap.ActionPropose(
+            effect.amount,
+            effect.unit,
+            effect.condition,
+            effect.expires_at_ms,
+            route=effect.route,
+            ref=effect.ref,
+        )
+        for snap_effect in run(self.keys[effect.peer], action):
+            if isinstance(snap_effect, snap.NotifyRefused):
+                final = OutgoingFinal(effect.ref, False, None, snap_effect.reason)
+                self.feed(final, now_ms, run, send)
+
+    # --- gossip ----------------------------------------------------------------------------
+
+    def _announce(self, now_ms: int, send: Send) -> None:
+        self.announced_ms = now_ms
+        routing = self.config.routing
+        for peer in self.config.peers:
+            for unit, credit in sorted(peer.limits.items()):
+                announcement = RouteAnnouncement(
+                    self.config.name,
+                    self.key.public_key,
+                    peer.name,
+                    peer.public_key,
+                    unit,
+                    credit,
+                    routing.fee_base,
+                    routing.fee_ppm,
+                    routing.expiry_delta_ms,
+                    now_ms,  # seq: time keeps it rising across restarts
+                    now_ms,
+                    now_ms + ROUTE_ANNOUNCEMENT_LIFETIME_MS,
+                )
+                signature = self.key.sign(KIND_ROUTE_ANNOUNCEMENT, announcement.to_sign())
+                item = announcement_item(SignedAnnouncement(announcement, signature))
+                self._gossip(ActionPublish(item), now_ms, send)
+
+    def _gossip(self, event: GossipInput, now_ms: int, send: Send) -> None:
+        for effect in self.gossip.handle(event, now_ms):
+            self._carry_out_gossip(effect, send)
+
+    def _carry_out_gossip(self, effect: GossipEffect, send: Send) -> None:
+        if isinstance(effect, GossipSend):
+            send(effect.peer, effect.message)
+        elif isinstance(effect, NotifyStored | NotifyRemoved):
+            if effect.item.kind != ROUTE_KIND:
+                return
+            announcement = signed_announcement_from_body(effect.item.body).announcement
+            if isinstance(effect, NotifyStored):
+                self.graph.add(announcement)
+            else:
+                self.graph.remove(announcement)
+        else:
+            self.refuse(f"gossip-{effect.reason}", effect.detail)
+
+    # --- the operator API ------------------------------------------------------------------
+
+    def pay(self, args: dict[str, Any], now_ms: int, run: RunSnap, send: Send) -> dict[str, Any]:
+        payment_id = args.get("payment_id") or self.random_bytes(8).hex()
+        to = args["to"]
+        action = ActionPay(
+            payment_id,
+            to,
+            to.partition("@")[2] or to,
+            args["amount"],
+            args["unit"],
+            AMOUNT_MAX if args.get("max_fee") is None else args["max_fee"],
+            now_ms + PAYMENT_DEADLINE_MS_DEFAULT,
+            None,
+        )
+        for effect in self.feed(action, now_ms, run, send):
+            if isinstance(effect, NotifyRefused):
+                raise ApiError(effect.reason, effect.detail)
+        return self.payment(payment_id)
+
+    def payment(self, payment_id: str) -> dict[str, Any]:
+        payment = self.state.payments.payments.get(payment_id)
+        if payment is None:
+            raise ApiError("not-found", f"no payment {payment_id!r}")
+        return self._view(payment)
+
+    def payments(self) -> list[dict[str, Any]]:
+        listed = list(self.state.payments.payments.values())[-PAYMENTS_LISTED_MAX:]
+        return [self._view(payment) for payment in listed]
+
+    def _view(self, payment: Payment) -> dict[str, Any]:
+        state, started = self.state.payments, payment.started
+        parts = [state.outgoing[ref] for ref in payment.parts]
+        live = state.live_parts(payment)
+        preimage = None
+        if payment.condition is not None and str(payment.status) == "succeeded":
+            preimage = state.preimages.get(payment.condition)
+        return {
+            "payment_id": started.payment_id,
+            "to": started.payee,
+            "amount": started.amount,
+            "unit": started.unit,
+            "max_fee": started.max_fee,
+            "status": str(payment.status),
+            "fee": sum(part.amount - state.delivered(part) for part in live),
+            "reason": payment.reason,
+            "failed_hop": payment.failed_hop,
+            "preimage": preimage,
+            "condition": payment.condition,
+            "parts": [
+                {
+                    "state": "open"
+                    if not part.closed
+                    else ("accepted" if part.accepted else "rejected"),
+                    "reason": part.reason,
+                    "hops": [
+                        {
+                            "to": part.peer,
+                            "amount": part.amount,
+                            "expires_at_ms": part.expires_at_ms,
+                        }
+                    ]
+                    + [
+                        {"to": hop.domain, "amount": hop.amount, "expires_at_ms": hop.expires_at_ms}
+                        for hop in part.route
+                    ],
+                }
+                for part in parts
+            ],
+        }
+
+    def route(self, args: dict[str, Any], now_ms: int) -> dict[str, Any]:
+        to = args["to"]
+        found = self.graph.find(
+            to.partition("@")[2] or to,
+            args["amount"],
+            args["unit"],
+            now_ms + PAYMENT_FINAL_DELTA_MS,
+            AMOUNT_MAX if args.get("max_fee") is None else args["max_fee"],
+            self.available_credit,
+            frozenset(),
+            now_ms,
+        )
+        if isinstance(found, str):
+            raise ApiError(found, f"no path to {to} for {args['amount']} {args['unit']}")
+        return {
+            "to": to,
+            "amount": args["amount"],
+            "unit": args["unit"],
+            "fee": sum(path.fee for path in found),
+            "paths": [
+                {
+                    "fee": path.fee,
+                    "hops": [
+                        {
+                            "to": hop.domain,
+                            "amount": hop.amount,
+                            "expires_in_ms": hop.expires_at_ms - now_ms,
+                        }
+                        for hop in path.hops
+                    ],
+                }
+                for path in found
+            ],
+        }
