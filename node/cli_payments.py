@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,15 @@ import trio
 
 from node import units
 from node.api.client import open_api_client
+from node.api.protocol import ApiError
 from node.config import load_config
 
 Handler = Callable[[argparse.Namespace], Any]
 
 
-class PaymentError(Exception):
-    """Raised when a payment ends failed: its reason and failed hop are the message."""
+class PaymentError(ApiError):
+    """Raised when a payment ends failed: ``code`` is its reason (``fee-too-high``,
+    ``insufficient-credit``, ...), the message names the payment and the failed hop."""
 
 
 def _call(directory: Path, op: str, **kwargs: Any) -> Any:
@@ -42,9 +45,19 @@ def amount_and_unit(directory: Path, amount: str, unit: str) -> tuple[int, str]:
     return units.parse_amount(amount, resolved), resolved
 
 
+def parse_fee(text: str, unit: str) -> int:
+    """A fee bound in the currency: like an amount, but zero ("no fee at all") is allowed."""
+    try:
+        if Decimal(text.strip()) == 0:
+            return 0
+    except InvalidOperation:
+        pass  # parse_amount says what is wrong with it
+    return units.parse_amount(text, unit)
+
+
 def pay_to(args: argparse.Namespace) -> Any:
     amount, unit = amount_and_unit(args.dir, args.amount, args.unit)
-    max_fee = None if args.max_fee is None else units.parse_amount(args.max_fee, unit)
+    max_fee = None if args.max_fee is None else parse_fee(args.max_fee, unit)
 
     async def go() -> Any:
         async with open_api_client(args.dir) as client:
@@ -65,7 +78,8 @@ def pay_to(args: argparse.Namespace) -> Any:
     view = trio.run(go)
     if view["status"] == "failed":
         hop = f" at {view['failed_hop']}" if view["failed_hop"] else ""
-        raise PaymentError(f"payment {view['payment_id']} failed: {view['reason']}{hop}")
+        reason = view["reason"] or "failed"
+        raise PaymentError(reason, f"payment {view['payment_id']} failed: {reason}{hop}")
     return view
 
 

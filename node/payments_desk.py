@@ -46,6 +46,7 @@ from node.gossip import TimerTick as GossipTick
 from node.limits import (
     AMOUNT_MAX,
     HASH_BYTES,
+    MAX_FEE_PPM_DEFAULT,
     PAYMENT_DEADLINE_MS_DEFAULT,
     PAYMENT_FINAL_DELTA_MS,
     PAYMENTS_LISTED_MAX,
@@ -94,6 +95,14 @@ Append = Callable[[bytes], None]
 Refuse = Callable[[str, str], None]
 
 PAYMENT_MESSAGES = (GossipItems, GossipDigest, InvoiceRequest, InvoiceAnswer)
+
+
+def max_fee_of(args: dict[str, Any]) -> int:
+    """The operator's ``max_fee``, else 1 % of the amount rounded up (docs/PROTOCOL.md)."""
+    if args.get("max_fee") is not None:
+        max_fee: int = args["max_fee"]
+        return max_fee
+    return min(AMOUNT_MAX, -(-int(args["amount"]) * MAX_FEE_PPM_DEFAULT // 1_000_000))
 
 
 class PaymentsDesk:
@@ -337,7 +346,7 @@ class PaymentsDesk:
             to.partition("@")[2] or to,
             args["amount"],
             args["unit"],
-            AMOUNT_MAX if args.get("max_fee") is None else args["max_fee"],
+            max_fee_of(args),
             now_ms + PAYMENT_DEADLINE_MS_DEFAULT,
             None,
         )
@@ -404,7 +413,7 @@ class PaymentsDesk:
             args["amount"],
             args["unit"],
             now_ms + PAYMENT_FINAL_DELTA_MS,
-            AMOUNT_MAX if args.get("max_fee") is None else args["max_fee"],
+            max_fee_of(args),
             self.available_credit,
             frozenset(),
             now_ms,

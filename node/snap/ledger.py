@@ -28,6 +28,20 @@ Theory of operation:
   preimage we hold (``preimage_lookup``); else it waits (ACK PROPOSE) for
   ActionLearnPreimage, ActionDecide or its expiry. Nothing is accepted at or
   after its expiresAt.
+- A conditional PROPOSE may carry a ``route`` (a multi-hop payment: the hops
+  after the decider). It is part of the proposal's content: kept in the
+  records, the snapshot and ``to_propose()``, so a repeat must carry the same
+  route or it is a contradiction. A routed conditional is never accepted by
+  the ledger itself (neither through ``preimage_lookup`` nor
+  ActionLearnPreimage): it is announced by NotifyIncomingConditional when it
+  is recorded and left pending, and only ActionDecide (the payment core) or
+  its expiry decides it. An unrouted pending conditional is announced the
+  same way.
+- ActionPropose may carry a ``ref``, the proposer's local name for the
+  transfer (the payment core's outgoing ref); it never goes on the wire. It
+  is kept in the outgoing proposal and echoed in that proposal's NotifyFinal;
+  an ActionPropose whose ref is already held pending is a no-op answered with
+  NotifyProposed of the held msgId (a replayed effect never proposes twice).
 - An ACCEPT of ours is applied even when it arrives after expiresAt plus the
   allowed clock skew (the decider decides), but marked ``late`` and kept as
   evidence for an out-of-band dispute.
