@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types contracts unit bench clean
+.PHONY: demo test lint types contracts unit bench bench-payments clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: lint types contracts unit
 
 bench: $(STAMP)
 	$(BIN)/python -m tools.bench_snap
+	$(BIN)/python -m tools.bench_ledger
+
+bench-payments: $(STAMP)
+	$(BIN)/python -m tools.bench_payments
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
