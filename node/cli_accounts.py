@@ -229,9 +229,9 @@ def cmd_transfer(args: argparse.Namespace) -> Any:
     to = _address(args.to)
     config = load_config(args.node)
     if domain_of(to) != config.name:
-        raise CommandError(
-            f"{to} banks at {domain_of(to)}: payments across validators are not available yet"
-        )
+        from node.cli_transfer import cross_transfer  # it builds on this module
+
+        return cross_transfer(args, to)
     user_key = _user_key(args.user_key)
 
     async def go(client: ApiClient) -> Any:
@@ -300,6 +300,7 @@ def cmd_chain_verify(args: argparse.Namespace) -> Any:
         "ubi": report.ubi,
         "entries": report.entries,
         "balances_in_smallest_units": dict(sorted(report.balances.items())),
+        "held_in_smallest_units": dict(sorted(report.held.items())),
         "head_hash": report.head_hash,
         "validator_key": chain_file.validator_key,
         "pinned": trusted is not None,
@@ -384,6 +385,15 @@ def register(
         sub.add_argument("--user", required=True, help="name@domain")
         sub.add_argument("--amount", required=True, help="in the asset's decimals, e.g. 100.00")
         sub.add_argument("--asset", required=True, help="e.g. bank-a.test/USD")
+    sub.add_argument(
+        "--payment-id", help="to another bank: your id for it (the same id never pays twice)"
+    )
+    sub.add_argument(
+        "--max-fee", help="to another bank: the most you pay in fees (default 1 %% of the amount)"
+    )
+    sub.add_argument(
+        "--wait", type=float, default=90.0, help="to another bank: seconds to wait for the outcome"
+    )
 
     sub = add(commands, "account", cmd_account, "a user's balances and chain length")
     sub.add_argument("dir", type=Path, metavar="DIR")
@@ -417,6 +427,15 @@ def _transfer_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--to", required=True, help="name@domain")
     sub.add_argument("--amount", required=True, help="in the asset's decimals, e.g. 12.50")
     sub.add_argument("--asset", required=True, help="e.g. bank-a.test/USD")
+    sub.add_argument(
+        "--payment-id", help="to another bank: your id for it (the same id never pays twice)"
+    )
+    sub.add_argument(
+        "--max-fee", help="to another bank: the most you pay in fees (default 1 %% of the amount)"
+    )
+    sub.add_argument(
+        "--wait", type=float, default=90.0, help="to another bank: seconds to wait for the outcome"
+    )
 
 
 EXPECTED_ERRORS = (CommandError, KeyFileError, ApiError, DecodeError, AmountError)

@@ -19,6 +19,9 @@ Layout of a node directory (made by ``ledgermesh init``)::
     [limits.daily]                     # per customer and UTC day, in the asset's units
     "bank-a.test/USD" = 100000000
 
+    [units]                            # optional: the asset we pay customers in, per SNAP unit
+    "1E-2 USD" = "bank-a.test/USD"     # our own asset; its decimals must be 2 (1E-2)
+
     [routing]                          # optional: how we forward payments (defaults in limits)
     fee_base = 0                       # integer units of the unit passed on
     fee_ppm = 1000                     # millionths of the amount passed on
@@ -42,6 +45,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from node.crypto import parse_public_key
+from node.ledger.codec import issuer_of, valid_uai
 from node.limits import (
     AMOUNT_MAX,
     NAME_LENGTH_MAX,
@@ -98,6 +102,11 @@ class NodeConfig:
     peers: tuple[PeerConfig, ...] = ()
     daily_limits: dict[str, int] = field(default_factory=dict)
     routing: RoutingConfig = RoutingConfig()
+    units: dict[str, str] = field(default_factory=dict)
+    """SNAP unit -> the asset (our own UAI) we debit and credit customers in."""
+
+    def unit_of_asset(self, uai: str) -> str | None:
+        return next((unit for unit, asset in self.units.items() if asset == uai), None)
 
     def peer_by_name(self, name: str) -> PeerConfig | None:
         return next((peer for peer in self.peers if peer.name == name), None)
@@ -186,7 +195,8 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> NodeConfig:
     )
     daily_limits = _daily_limits(document.get("limits", {}), source)
     routing = _routing(document.get("routing", {}), source)
-    config = replace(config, daily_limits=daily_limits, routing=routing)
+    units = _units(document.get("units", {}), config.name, source)
+    config = replace(config, daily_limits=daily_limits, routing=routing, units=units)
     keys = [peer.public_key for peer in peers]
     if len(set(keys)) != len(keys) or config.public_key in keys:
         raise ConfigError(f"{source}: a peer key appears twice, or is the node's own key")
@@ -204,6 +214,24 @@ def _routing(table: object, source: str) -> RoutingConfig:
         if type(value) is not int or not low <= value <= high:
             raise ConfigError(f"{source}: routing.{name} must be an integer {low}..{high}")
     return RoutingConfig(**table)
+
+
+def _units(table: object, name: str, source: str) -> dict[str, str]:
+    """``[units]``: SNAP unit = our asset. One asset per unit and one unit per
+    asset; the asset is ours (``name/CODE``). That its decimals equal minus the
+    unit's exponent is checked where it is used (assets are defined at run time)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: units must be a table of unit = asset")
+    units: dict[str, str] = {}
+    for unit, uai in table.items():
+        if not valid_unit(unit):
+            raise ConfigError(f"{source}: units: {unit!r} is not like '1E-2 USD'")
+        if type(uai) is not str or not valid_uai(uai) or issuer_of(uai) != name:
+            raise ConfigError(f"{source}: units: {unit} must name an asset of ours ({name}/CODE)")
+        if uai in units.values():
+            raise ConfigError(f"{source}: units: {uai} is the asset of two units")
+        units[unit] = uai
+    return units
 
 
 def _daily_limits(table: object, source: str) -> dict[str, int]:
@@ -243,6 +271,9 @@ def render_config(config: NodeConfig) -> str:
     if config.daily_limits:
         lines += ["", "[limits.daily]  # per customer and UTC day, in the asset's smallest units"]
         lines += [f"{_quote(uai)} = {limit}" for uai, limit in sorted(config.daily_limits.items())]
+    if config.units:
+        lines += ["", "[units]  # the asset we pay customers in, per SNAP unit"]
+        lines += [f"{_quote(unit)} = {_quote(uai)}" for unit, uai in sorted(config.units.items())]
     if config.routing != RoutingConfig():
         routing = config.routing
         lines += ["", "[routing]  # how we forward payments"]

@@ -37,9 +37,12 @@ from node.api.protocol import (
 )
 from node.config import NodeConfig
 from node.crypto import NodeKey
+from node.customer_payments import CustomerPayments
 from node.federation import Effect as FederationEffect
 from node.limits import HASH_BYTES, SNAPSHOT_EVERY_RECORDS
 from node.net.base import PeerDown, PeerStatus, PeerUp, Received, TransportEvent
+from node.payments.events import Effect as PaymentEffect
+from node.payments.events import Input as PaymentInput
 from node.payments_desk import PAYMENT_MESSAGES, PaymentsDesk
 from node.snap.events import (
     ActionLearnPreimage,
@@ -147,6 +150,15 @@ class NodeEngine:
             lambda reason, detail: self._refuse(reason, detail),
             random_bytes,
         )
+        self.customer_payments = CustomerPayments(
+            config,
+            key,
+            state.books,
+            state.payments,
+            self.accounts.run_books,
+            self.payments.payment,
+        )
+        self.payments.customers = self.customer_payments
 
     def _append(self, payload: bytes) -> None:
         self.log.append(payload)
@@ -403,6 +415,15 @@ class NodeEngine:
             return self.accounts.transfer(client_key, request.args, now_ms)
         if request.op == "chain_pull":
             return self.accounts.chain_pull(address, request.args.get("from_seq") or 0)
+        if request.op == "cross_transfer":
+            run, send = self._payment_callbacks(now_ms, current)
+
+            def feed(event: PaymentInput) -> list[PaymentEffect]:
+                return self.payments.feed(event, now_ms, run, send)
+
+            return self.customer_payments.submit(client_key, address, request.args, now_ms, feed)
+        if request.op == "transfer_status":
+            return self.customer_payments.status(address, request.args["payment_id"])
         assert request.op == "resolve"
         return self._resolve(client_key, request, now_ms, current)
 

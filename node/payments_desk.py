@@ -16,7 +16,12 @@ Rules:
   reported back as its rejection.
 - Recovery (``recover``, once, in the first pass): every pending incoming
   conditional is fed again; an open outgoing ref whose SNAP proposal is final
-  gets its final, one SNAP never recorded gets ``not-proposed``.
+  gets its final, one SNAP never recorded gets ``not-proposed``; then the
+  customer desk ends holds and makes credits the log shows are due.
+- Customers (``customers``, the cross-bank desk, when the engine has one):
+  ``NotifyPayment`` of a payment with a ``hold_id`` settles or releases the
+  payer's hold; ``NotifyReceived`` credits the payee's chain; ``payee_known``
+  asks it about customer addresses.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from node import snap
 from node.api.protocol import ApiError
 from node.config import NodeConfig
 from node.crypto import NodeKey
+from node.customer_payments import CustomerPayments
 from node.gossip import (
     ActionPublish,
     GossipDigest,
@@ -62,6 +68,7 @@ from node.payments.events import (
     IncomingFinal,
     Input,
     NotifyPayment,
+    NotifyReceived,
     NotifyRefused,
     OutgoingFinal,
     PersistRecord,
@@ -138,6 +145,7 @@ class PaymentsDesk:
         self.announced_ms: int | None = None
         self.recovered = False
         self.notices: dict[str, NotifyPayment] = {}
+        self.customers: CustomerPayments | None = None
 
     # --- callbacks of the payment core --------------------------------------------------
 
@@ -154,7 +162,9 @@ class PaymentsDesk:
         theirs = balances.theirs
         return max(0, announced.credit - theirs.current - theirs.receivable)
 
-    def payee_known(self, payee: str) -> bool:
+    def payee_known(self, payee: str, unit: str) -> bool:
+        if self.customers is not None:
+            return self.customers.payee_known(payee, unit)
         return payee == self.config.name
 
     # --- inputs --------------------------------------------------------------------------
@@ -208,6 +218,8 @@ class PaymentsDesk:
     def tick(self, now_ms: int, run: RunSnap, send: Send) -> None:
         if not self.recovered:
             self.recover(now_ms, run, send)
+            if self.customers is not None:
+                self.customers.recover(now_ms)
         if self.announced_ms is None or now_ms - self.announced_ms >= ROUTE_ANNOUNCE_INTERVAL_MS:
             self._announce(now_ms, send)
         self._gossip(GossipTick(), now_ms, send)
@@ -275,6 +287,11 @@ class PaymentsDesk:
             send(self.keys[effect.peer], effect.message)
         elif isinstance(effect, NotifyPayment):
             self.notices[effect.payment_id] = effect
+            if self.customers is not None:
+                self.customers.on_payment(effect, now_ms)
+        elif isinstance(effect, NotifyReceived):
+            if self.customers is not None:
+                self.customers.on_received(effect, now_ms)
         elif isinstance(effect, NotifyRefused):
             self.refuse(f"payment-{effect.reason}", effect.detail)
 

@@ -30,6 +30,10 @@ KIND_ASSET_DEFINITION = b"asset-definition"  # an issuer defines a UAI
 KIND_LEDGER_TRANSFER = b"ledger-transfer"  # a user pays another user of its validator
 KIND_LEDGER_DEPOSIT = b"ledger-deposit"  # an issuer emits to a user
 KIND_LEDGER_WITHDRAW = b"ledger-withdraw"  # an issuer redeems from a user
+KIND_LEDGER_CROSS_TRANSFER = b"ledger-cross-transfer"  # a user pays a user of another bank
+KIND_LEDGER_SETTLE = b"ledger-settle"  # a validator makes a payer's hold a final debit
+KIND_LEDGER_RELEASE = b"ledger-release"  # a validator gives a payer's held funds back
+KIND_LEDGER_CREDIT = b"ledger-credit"  # a validator credits a payee paid over the mesh
 KIND_CHAIN_ENTRY = b"chain-entry"  # a validator makes an account-chain entry final
 KIND_ROUTE_ANNOUNCEMENT = b"route-announcement"  # a validator announces a trust edge
 

@@ -8,6 +8,10 @@ and restarted; at the end both print their balances, and the demo exits 0
 only if the two sides agree exactly. Then customers register at both banks,
 assets are issued and deposited, alice pays carol, bank-a resolves a customer
 of bank-b through the mesh, and alice's pulled ledger is verified offline.
+Last, bank-c.test joins, trusting only bank-b: the mesh is a line
+bank-a - bank-b - bank-c, and alice pays bob@bank-c.test through bank-b as
+correspondent; every ledger that changed is printed, and both customers'
+chains are verified offline.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from node.api.client import ApiClient
 from node.api.protocol import ApiError
 from node.logs import configure_logging
 from node.units import format_amount
-from tools.mesh import LocalNode, cli, local_mesh
+from tools.mesh import LocalNode, cli, free_udp_port, local_mesh
 
 UNIT = "1E-2 USD"
 TRANSFERS = 400
@@ -143,7 +147,8 @@ async def demo(base: Path) -> int:
             return 1
         say("RESULT: both validators agree on every balance.")
         customers_ok = customers(base, bank_a, bank_b)
-        return 0 if customers_ok else 1
+        payments_ok = await correspondent(base, bank_a, bank_b)
+        return 0 if customers_ok and payments_ok else 1
 
 
 def run(*arguments: str) -> dict[str, Any]:
@@ -213,6 +218,121 @@ def customers(base: Path, bank_a: LocalNode, bank_b: LocalNode) -> bool:
     good = verified["ok"] and verified["balances_in_smallest_units"] == {"bank-a.test/USD": 8750}
     say("RESULT: the customer ledgers verify." if good else "RESULT: a ledger does NOT verify.")
     return bool(good)
+
+
+def add_units(node: LocalNode, uai: str) -> None:
+    """Map the SNAP unit to the asset the bank pays its customers in."""
+    config = node.directory / "node.toml"
+    config.write_text(config.read_text() + f'\n[units]\n"{UNIT}" = "{uai}"\n')
+
+
+async def correspondent(base: Path, bank_a: LocalNode, bank_b: LocalNode) -> bool:
+    """A customer of bank-a pays a customer of bank-c, two hops away, through bank-b."""
+    say("\n12. bank-c.test joins, trusting only bank-b: the mesh is bank-a - bank-b - bank-c")
+    bank_c = LocalNode("bank-c.test", base / "bank-c.test", free_udp_port())
+    bank_c.init()
+    bank_b.trust(bank_c, "USD=1000.00")
+    bank_c.trust(bank_b, "USD=1000.00")
+    add_units(bank_a, "bank-a.test/USD")
+    add_units(bank_c, "bank-c.test/USD")
+    say(f'     [units] "{UNIT}" = "bank-a.test/USD" at bank-a, = "bank-c.test/USD" at bank-c')
+    for node in (bank_a, bank_b):
+        node.stop()
+    try:
+        for node in (bank_a, bank_b, bank_c):
+            node.start("warning")
+        for node in (bank_a, bank_b, bank_c):
+            await node.wait_ready()
+        a, c = str(bank_a.directory), str(bank_c.directory)
+        bob_key = str(base / "bob.key")
+        run("asset", "define", c, "--code", "USD", "--decimals", "2")
+        run("user", "new", "bob@bank-c.test", "--node", c, "--out", bob_key)
+        with trio.fail_after(20):
+            while True:  # gossip teaches bank-a the route through bank-b
+                try:
+                    await bank_a.call("route", to="bank-c.test", amount=2500, unit=UNIT)
+                    break
+                except ApiError:
+                    await trio.sleep(0.2)
+        before = {node.name: await node.call("balances") for node in (bank_a, bank_b, bank_c)}
+        say("13. alice pays bob@bank-c.test 25.00: held on her chain, paid hop by hop")
+        keys = str(base / "alice.key")
+        paid = run(
+            "transfer",
+            *("--user-key", keys, "--node", a, "--to", "bob@bank-c.test"),
+            *("--amount", "25.00", "--asset", "bank-a.test/USD", "--payment-id", "demo-1"),
+            *("--max-fee", "0.10"),
+        )
+        say(
+            f"     {paid['outcome']} via {paid['path']}: fee {paid['fee']}, "
+            f"{paid['time_ms']} ms; alice holds {paid['balances']['bank-a.test/USD']}"
+        )
+        again = run(
+            "transfer",
+            *("--user-key", keys, "--node", a, "--to", "bob@bank-c.test"),
+            *("--amount", "25.00", "--asset", "bank-a.test/USD", "--payment-id", "demo-1"),
+        )
+        say(f"     the same payment id again: {again['outcome']}, nothing paid twice")
+        for node in (bank_a, bank_b, bank_c):
+            await node.wait_quiet()
+        say("14. every ledger that changed:")
+        nets: dict[str, int] = {}
+        for node in (bank_a, bank_b, bank_c):
+            view = await node.call("balances")
+            changed = [row for row in view if row not in before[node.name]]
+            say(f"  {node.name} bilateral (SNAP) ledgers:")
+            for row in balance_rows(changed):
+                say(f"  {row}")
+            nets[node.name] = sum(row["ours"]["current"] for row in view)
+        chains = {}
+        for who, node, uai in (
+            ("alice", bank_a, "bank-a.test/USD"),
+            ("bob", bank_c, "bank-c.test/USD"),
+        ):
+            path = str(base / f"{who}.chain")
+            key = str(base / f"{who}.key")
+            run("chain", "pull", "--user-key", key, "--node", str(node.directory), "--out", path)
+            report = run("chain", "verify", path, "--node", str(node.directory))
+            chains[who] = report["balances_in_smallest_units"].get(uai, 0)
+            say(
+                f"     {who}@{node.name}: {report['entries']} entries verify; balance "
+                f"{format_amount(chains[who], UNIT)} {uai}, "
+                f"held {report['held_in_smallest_units'] or 'nothing'}"
+            )
+        for node, uai in ((bank_a, "bank-a.test/USD"), (bank_c, "bank-c.test/USD")):
+            assets = {
+                row["uai"]: row for row in json.loads(cli("assets", str(node.directory), "--json"))
+            }
+            outstanding = int(assets[uai]["outstanding"])
+            say(
+                f"     {node.name} books: owes its customers "
+                f"{format_amount(outstanding, UNIT)} {uai} (balances + held)"
+            )
+        fee = round(float(paid["fee"].split()[0]) * 100)
+        deltas = {
+            "bank-a.test": nets["bank-a.test"] - _net(before["bank-a.test"]),
+            "bank-b.test": nets["bank-b.test"] - _net(before["bank-b.test"]),
+            "bank-c.test": nets["bank-c.test"] - _net(before["bank-c.test"]),
+        }
+        good = (
+            paid["outcome"] == "succeeded"
+            and again["outcome"] == "succeeded"
+            and chains == {"alice": 8750 - 2500 - fee, "bob": 2500}
+            and deltas == {"bank-a.test": -(2500 + fee), "bank-b.test": fee, "bank-c.test": 2500}
+        )
+        say(f"     SNAP positions moved by {deltas}: amount + fee out, fee kept, amount in")
+        say(
+            "RESULT: the cross-bank payment adds up on every ledger."
+            if good
+            else "RESULT: the cross-bank payment does NOT add up."
+        )
+        return good
+    finally:
+        bank_c.stop()
+
+
+def _net(view: list[dict[str, Any]]) -> int:
+    return sum(int(row["ours"]["current"]) for row in view)
 
 
 def main() -> int:

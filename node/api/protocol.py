@@ -93,8 +93,20 @@ OPERATIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # customer operations: the connection's key is the customer
     "ledger_transfer": (frozenset({"instruction"}), frozenset()),
     "chain_pull": (frozenset(), frozenset({"from_seq"})),
+    "cross_transfer": (frozenset({"instruction"}), frozenset()),
+    "transfer_status": (frozenset({"payment_id"}), frozenset()),
 }
-CUSTOMER_OPERATIONS = frozenset({"account", "resolve", "ledger_transfer", "chain_pull", "assets"})
+CUSTOMER_OPERATIONS = frozenset(
+    {
+        "account",
+        "resolve",
+        "ledger_transfer",
+        "chain_pull",
+        "assets",
+        "cross_transfer",
+        "transfer_status",
+    }
+)
 
 
 def encode_request(request: Request) -> bytes:

@@ -30,6 +30,9 @@ Theory of operation:
   allowed, reuse is ``replay``.
 - A repeat of a registration or asset definition that is already in force,
   identically, gets the same answer again and records nothing.
+- Cross-bank payments (holds on the payer's chain, settle or release, credits
+  of payees paid over the mesh) are decided in ``holds.py``, with the same
+  handshake and records.
 - Pure: time is ``now_ms`` (entries take max(now_ms, the latest time
   recorded), so chains never go back in time); no I/O, no randomness.
 """
@@ -49,10 +52,13 @@ from node.ledger.codec import (
     valid_uai,
 )
 from node.ledger.events import (
+    ActionCredit,
     ActionDefineAsset,
     ActionDeposit,
     ActionFreeze,
     ActionRegisterUser,
+    ActionRelease,
+    ActionSettle,
     ActionWithdraw,
     AssetTotals,
     Effect,
@@ -63,12 +69,14 @@ from node.ledger.events import (
     NotifyRefused,
     NotifyRegistered,
     PersistRecord,
+    ReceiveCrossTransfer,
     ReceiveTransfer,
     Refusal,
     SignRecord,
     UserView,
 )
 from node.ledger.files import ChainFile
+from node.ledger.holds import credit_refusal, entries_of, hold_end_refusal, hold_refusal
 from node.ledger.records import (
     AssetDefined,
     EntriesAppended,
@@ -78,8 +86,12 @@ from node.ledger.records import (
 )
 from node.ledger.signed import (
     AssetDefinition,
+    Credit,
+    CrossTransfer,
     Deposit,
     FederationRecord,
+    Release,
+    Settle,
     SignedAssetDefinition,
     SignedIdentity,
     SignedInstruction,
@@ -90,7 +102,7 @@ from node.ledger.signed import (
     signed_instruction_from_wire,
 )
 from node.ledger.snapshot import state_from_snapshot, state_to_snapshot
-from node.ledger.state import BooksState
+from node.ledger.state import BooksState, HoldState
 from node.limits import (
     AMOUNT_MAX,
     ASSETS_PER_VALIDATOR_MAX,
@@ -278,9 +290,35 @@ class Books:
 
     def totals(self) -> dict[str, AssetTotals]:
         return {
-            uai: AssetTotals(totals.issued, totals.redeemed)
+            uai: AssetTotals(
+                totals.issued,
+                totals.redeemed,
+                totals.paid_out,
+                totals.paid_in,
+                self._state.held.get(uai, 0),
+            )
             for uai, totals in self._state.totals.items()
         }
+
+    def hold(self, payer: str, payment_id: str) -> HoldState | None:
+        """The payer's hold for ``payment_id`` (open, settled or released), or None."""
+        return self._state.holds.get((payer, payment_id))
+
+    def open_holds(self) -> list[HoldState]:
+        return [hold for hold in self._state.holds.values() if hold.status == "open"]
+
+    def held(self, ubi: str) -> dict[str, int]:
+        """Per uai, what the open holds of ``ubi`` keep from its balances."""
+        held: dict[str, int] = {}
+        for (payer, _), hold in self._state.holds.items():
+            if payer == ubi and hold.status == "open":
+                uai = hold.transfer.uai
+                held[uai] = held.get(uai, 0) + hold.transfer.held
+        return held
+
+    def credited(self, payer: str, payment_id: str) -> bool:
+        """Whether validator ``payer``'s payment ``payment_id`` was credited here."""
+        return (payer, payment_id) in self._state.credits
 
     def last_nonce(self, account: str) -> int:
         """The last nonce used by ``account``: a user (its transfers) or our
@@ -300,6 +338,13 @@ class Books:
             return self._issue(input.instruction, Deposit, now_ms)
         if isinstance(input, ActionWithdraw):
             return self._issue(input.instruction, Withdraw, now_ms)
+        if isinstance(input, ReceiveCrossTransfer):
+            return self._hold(input.instruction, now_ms)
+        if isinstance(input, ActionSettle | ActionRelease):
+            kind = Settle if isinstance(input, ActionSettle) else Release
+            return self._end_hold(input.instruction, kind, now_ms)
+        if isinstance(input, ActionCredit):
+            return self._credit(input.instruction, now_ms)
         if isinstance(input, ActionRegisterUser):
             return self._register(input, now_ms)
         if isinstance(input, ActionDefineAsset):
@@ -359,6 +404,51 @@ class Books:
         if limit is not None and spent + transfer.amount > limit:
             return Refusal.DAILY_LIMIT, f"{spent} spent today + {transfer.amount} > {limit}"
         return self._entries(signed, transfer.from_ubi, transfer.to_ubi, now_ms)
+
+    def _hold(self, signed: SignedInstruction, now_ms: int) -> _Decision:
+        refusal = self._instruction_refusal(signed, CrossTransfer)
+        if refusal is not None:
+            return refusal
+        transfer = signed.instruction
+        assert isinstance(transfer, CrossTransfer)
+        payer = self._state.users.get(transfer.from_ubi)
+        if payer is None:
+            return Refusal.UNKNOWN_USER, f"{transfer.from_ubi} is not a user here"
+        if signed.signer_key != payer.federation.record.user_key or not signed.verifies():
+            return Refusal.BAD_SIGNATURE, f"not signed by {transfer.from_ubi}'s key"
+        refusal = self._replay_refusal(signed) or hold_refusal(
+            self._state,
+            signed,
+            self.asset(transfer.uai),
+            self._daily_limits.get(transfer.uai),
+            now_ms,
+        )
+        if refusal is not None:
+            return refusal
+        return entries_of(self._state, signed, now_ms)
+
+    def _validator_signed(self, signed: SignedInstruction, kind: type) -> _Refused | None:
+        refusal = self._instruction_refusal(signed, kind)
+        if refusal is not None:
+            return refusal
+        if signed.signer_key != self._key or not signed.verifies():
+            return Refusal.BAD_SIGNATURE, f"a {signed.instruction.TYPE} is signed by our key"
+        return self._replay_refusal(signed)
+
+    def _end_hold(self, signed: SignedInstruction, kind: type, now_ms: int) -> _Decision:
+        refusal = self._validator_signed(signed, kind) or hold_end_refusal(self._state, signed)
+        if refusal is not None:
+            return refusal
+        return entries_of(self._state, signed, now_ms)
+
+    def _credit(self, signed: SignedInstruction, now_ms: int) -> _Decision:
+        refusal = self._validator_signed(signed, Credit)
+        if refusal is not None:
+            return refusal
+        refusal = credit_refusal(self._state, signed, self.asset(signed.instruction.uai))
+        if refusal is not None:
+            return refusal
+        return entries_of(self._state, signed, now_ms)
 
     def _issue(self, signed: SignedInstruction, kind: type, now_ms: int) -> _Decision:
         refusal = self._instruction_refusal(signed, kind)

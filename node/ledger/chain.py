@@ -20,6 +20,15 @@ Rules:
   is minus what is outstanding: issued - redeemed = sum of user balances =
   -(books balance). A user's balance is never negative, the books' never
   positive.
+- Holds (cross-bank payments): a ``CrossTransfer`` signed by the payer puts
+  ``amount + max_fee`` on hold: one entry on the payer's chain, -held (the
+  balance is what the payer can spend; held money is not). The hold ends once,
+  by a ``Settle`` signed by the validator (the payer's chain gets back
+  held - debit, the validator's books +debit: the debit left the bank over
+  the mesh) or a ``Release`` (the payer's chain gets back held). A ``Credit``
+  signed by the payee's validator is -amount on its books and +amount on the
+  payee's chain. An entry that moves nothing (a settle of the whole hold)
+  has no deltas.
 - ``verify_chain`` needs nothing but the entries and the validator's key and
   names the first entry (index and seq) that breaks a rule.
 """
@@ -42,12 +51,15 @@ from node.ledger.codec import (
     require_ubi,
 )
 from node.ledger.signed import (
+    Credit,
+    CrossTransfer,
     Deposit,
     Instruction,
+    Release,
+    Settle,
     SignedInstruction,
     ToSign,
     Transfer,
-    Withdraw,
     signed_instruction_from_parts,
 )
 from node.limits import (
@@ -147,8 +159,8 @@ def _asset_amounts(value: object, name: str) -> AssetAmounts:
             raise DecodeError("bad-field", f"{name} holds [uai, amount] pairs")
         pairs.append((require_uai(item[0], f"{name} uai"), require_signed_amount(item[1], name)))
     uais = [uai for uai, _ in pairs]
-    if not pairs or uais != sorted(set(uais)):
-        raise DecodeError("bad-field", f"{name} must name 1..{ASSETS_PER_ENTRY_MAX} uais, sorted")
+    if uais != sorted(set(uais)):
+        raise DecodeError("bad-field", f"{name} must name 0..{ASSETS_PER_ENTRY_MAX} uais, sorted")
     return tuple(pairs)
 
 
@@ -187,33 +199,62 @@ def decode_entry(raw: bytes) -> ChainEntry:
 # --- what an instruction does to a chain ---------------------------------------------------
 
 
+def chains_of(instruction: Instruction) -> tuple[str, ...]:
+    """The chains an instruction appends to, in record order (the debited first)."""
+    if isinstance(instruction, Transfer):
+        return (instruction.from_ubi, instruction.to_ubi)
+    if isinstance(instruction, CrossTransfer):
+        return (instruction.from_ubi,)
+    books = issuer_of(instruction.uai)
+    if isinstance(instruction, Deposit | Credit):
+        return (books, instruction.ubi)
+    if isinstance(instruction, Release):
+        return (instruction.ubi,)
+    return (instruction.ubi, books)  # Withdraw, Settle
+
+
+def home_chain(instruction: Instruction) -> str:
+    """The chain whose entry counts an instruction's once-only effects (its
+    nonce, spending, totals, holds): the payer's for a transfer, a cross
+    transfer and a release, the issuer's books otherwise."""
+    if isinstance(instruction, Transfer | CrossTransfer):
+        return instruction.from_ubi
+    if isinstance(instruction, Release):
+        return instruction.ubi
+    return issuer_of(instruction.uai)
+
+
 def expected_deltas(ubi: str, signed: SignedInstruction) -> AssetAmounts | None:
     """The balance changes ``signed`` makes on the chain ``ubi``; None if it has
     nothing to do with that chain."""
     instruction = signed.instruction
-    amount = instruction.amount
-    if isinstance(instruction, Transfer):
-        if instruction.from_ubi == instruction.to_ubi:
-            return None
-        if ubi == instruction.from_ubi:
-            return ((instruction.uai, -amount),)
-        if ubi == instruction.to_ubi:
-            return ((instruction.uai, amount),)
+    chains = chains_of(instruction)
+    if ubi not in chains or len(set(chains)) != len(chains):
         return None
-    sign = 1 if isinstance(instruction, Deposit) else -1
-    assert isinstance(instruction, Deposit | Withdraw)
-    if ubi == instruction.ubi:
-        return ((instruction.uai, sign * amount),)
-    if ubi == issuer_of(instruction.uai):
-        return ((instruction.uai, -sign * amount),)
-    return None
+    uai = instruction.uai
+    if isinstance(instruction, Transfer):
+        amount = instruction.amount
+        return ((uai, -amount if ubi == instruction.from_ubi else amount),)
+    if isinstance(instruction, CrossTransfer):
+        return ((uai, -instruction.held),)
+    if isinstance(instruction, Release):
+        return ((uai, instruction.held),)
+    if isinstance(instruction, Settle):
+        if ubi != instruction.ubi:
+            return ((uai, instruction.debit),)
+        refund = instruction.held - instruction.debit
+        return ((uai, refund),) if refund else ()
+    sign = 1 if isinstance(instruction, Deposit | Credit) else -1
+    return (
+        (uai, sign * instruction.amount if ubi == instruction.ubi else -sign * instruction.amount),
+    )
 
 
 def nonce_account(instruction: Instruction) -> str:
-    """Whose nonces an instruction uses: the payer's for a transfer, the
-    issuer's books for a deposit or a withdrawal. Each account's nonces
-    strictly increase, so every instruction is applied at most once."""
-    if isinstance(instruction, Transfer):
+    """Whose nonces an instruction uses: the payer's for a transfer or a cross
+    transfer, the issuer's books for what the validator signs. Each account's
+    nonces strictly increase, so every instruction is applied at most once."""
+    if isinstance(instruction, Transfer | CrossTransfer):
         return instruction.from_ubi
     return issuer_of(instruction.uai)
 
@@ -247,6 +288,8 @@ class ChainReport:
     entries: int
     head_hash: bytes
     problem: ChainProblem | None = None
+    held: dict[str, int] = field(default_factory=dict)
+    """Per uai, what open holds keep from the balances (a payer's chain)."""
 
 
 @dataclass(slots=True)
@@ -260,6 +303,14 @@ class _Walk:
     balances: dict[str, int] = field(default_factory=dict)
     nonces: dict[str, int] = field(default_factory=dict)  # nonce account -> last nonce
     appended_at_ms: int = 0
+    holds: dict[str, tuple[str, int]] = field(default_factory=dict)  # open: id -> (uai, held)
+    ended: set[str] = field(default_factory=set)  # payment ids whose hold ended
+
+    def held(self) -> dict[str, int]:
+        held: dict[str, int] = {}
+        for uai, amount in self.holds.values():
+            held[uai] = held.get(uai, 0) + amount
+        return held
 
 
 def _entry_problem(walk: _Walk, index: int, entry: ChainEntry) -> tuple[str, str] | None:
@@ -282,7 +333,7 @@ def _instruction_problem(walk: _Walk, body: EntryBody) -> tuple[str, str] | None
     instruction = signed.instruction
     if not signed.verifies():
         return "instruction-signature", "the instruction's signature does not verify"
-    if isinstance(instruction, Transfer):
+    if isinstance(instruction, Transfer | CrossTransfer):
         if body.ubi == instruction.from_ubi:
             owner = walk.owner_key if walk.owner_key is not None else signed.signer_key
             if signed.signer_key != owner:
@@ -299,6 +350,22 @@ def _instruction_problem(walk: _Walk, body: EntryBody) -> tuple[str, str] | None
     last_nonce = walk.nonces.get(account, 0)
     if instruction.nonce <= last_nonce:
         return "replayed-nonce", f"nonce {instruction.nonce} of {account} after {last_nonce}"
+    return _hold_problem(walk, body)
+
+
+def _hold_problem(walk: _Walk, body: EntryBody) -> tuple[str, str] | None:
+    """On a customer's chain a hold opens once and ends once, as it was opened."""
+    instruction = body.instruction.instruction
+    if is_books(body.ubi):
+        return None
+    if isinstance(instruction, CrossTransfer):
+        payment_id = instruction.payment_id
+        if payment_id in walk.holds or payment_id in walk.ended:
+            return "duplicate-hold", f"payment {payment_id!r} held before"
+    elif isinstance(instruction, Settle | Release):
+        hold = walk.holds.get(instruction.payment_id)
+        if hold != (instruction.uai, instruction.held):
+            return "unknown-hold", f"no open hold {instruction.payment_id!r} of {instruction.held}"
     return None
 
 
@@ -323,6 +390,13 @@ def _advance(walk: _Walk, entry: ChainEntry) -> None:
     instruction = body.instruction.instruction
     walk.nonces[nonce_account(instruction)] = instruction.nonce
     walk.appended_at_ms = body.appended_at_ms
+    if is_books(body.ubi):
+        return
+    if isinstance(instruction, CrossTransfer):
+        walk.holds[instruction.payment_id] = (instruction.uai, instruction.held)
+    elif isinstance(instruction, Settle | Release):
+        del walk.holds[instruction.payment_id]
+        walk.ended.add(instruction.payment_id)
 
 
 def verify_chain(
@@ -350,6 +424,9 @@ def verify_chain(
                 index,
                 walk.head_hash,
                 ChainProblem(index, entry.seq, reason, detail),
+                walk.held(),
             )
         _advance(walk, entry)
-    return ChainReport(True, walk.ubi, dict(walk.balances), len(entries), walk.head_hash)
+    return ChainReport(
+        True, walk.ubi, dict(walk.balances), len(entries), walk.head_hash, None, walk.held()
+    )

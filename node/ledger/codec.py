@@ -30,6 +30,7 @@ from node.limits import (
     ATTRIBUTE_VALUE_LENGTH_MAX,
     ATTRIBUTES_PER_USER_MAX,
     NAME_LENGTH_MAX,
+    PAYMENT_ID_LENGTH_MAX,
     UAI_LENGTH_MAX,
     USER_NAME_LENGTH_MAX,
 )
@@ -119,6 +120,22 @@ def require_uai(value: object, name: str) -> str:
     if not valid_uai(text):
         raise DecodeError("bad-field", f"{name} {text!r} is not like bank.example/CODE")
     return text
+
+
+_PAYMENT_ID_PATTERN = re.compile(rf"[A-Za-z0-9._:-]{{1,{PAYMENT_ID_LENGTH_MAX}}}")
+
+
+def valid_payment_id(text: str) -> bool:
+    """A payer's id for a cross-bank payment: 1..PAYMENT_ID_LENGTH_MAX of [A-Za-z0-9._:-]."""
+    return type(text) is str and _PAYMENT_ID_PATTERN.fullmatch(text) is not None
+
+
+def require_payment_id(value: object, name: str) -> str:
+    if type(value) is not str or not valid_payment_id(value):
+        raise DecodeError(
+            "bad-field", f"{name} must be 1..{PAYMENT_ID_LENGTH_MAX} of [A-Za-z0-9._:-]"
+        )
+    return value
 
 
 def require_bool(value: object, name: str) -> bool:

@@ -53,6 +53,9 @@ class Refusal(enum.StrEnum):
     NOT_ISSUER = "not-issuer"  # a uai of another issuer
     ASSET_EXISTS = "asset-exists"  # the uai is defined, differently
     TOO_MANY_ASSETS = "too-many-assets"
+    DUPLICATE_PAYMENT = "duplicate-payment"  # the payer held funds for this payment id before
+    UNKNOWN_HOLD = "unknown-hold"  # no open hold of that payer, payment id and amount
+    DUPLICATE_CREDIT = "duplicate-credit"  # that payer's payment id was credited before
 
 
 # --- inputs ----------------------------------------------------------------------------
@@ -104,6 +107,35 @@ class ReceiveTransfer:
     instruction: SignedInstruction
 
 
+@dataclass(frozen=True, slots=True)
+class ReceiveCrossTransfer:
+    """A user's ``CrossTransfer`` to a customer of another validator, signed by
+    the payer: hold ``amount + max_fee`` until the payment ends."""
+
+    instruction: SignedInstruction
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSettle:
+    """End a hold as a final debit: a ``Settle`` signed by our key."""
+
+    instruction: SignedInstruction
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRelease:
+    """End a hold by giving it back: a ``Release`` signed by our key."""
+
+    instruction: SignedInstruction
+
+
+@dataclass(frozen=True, slots=True)
+class ActionCredit:
+    """Credit a customer paid over the mesh: a ``Credit`` signed by our key."""
+
+    instruction: SignedInstruction
+
+
 Input = (
     ActionRegisterUser
     | ActionDefineAsset
@@ -111,6 +143,10 @@ Input = (
     | ActionWithdraw
     | ActionFreeze
     | ReceiveTransfer
+    | ReceiveCrossTransfer
+    | ActionSettle
+    | ActionRelease
+    | ActionCredit
 )
 
 
@@ -195,12 +231,16 @@ class UserView:
 
 @dataclass(frozen=True, slots=True)
 class AssetTotals:
-    """Lifetime sums of one asset. ``outstanding`` = issued - redeemed = the sum
-    of every user's balance = minus the issuer's books balance."""
+    """Lifetime sums of one asset. ``outstanding`` = issued - redeemed -
+    paid_out + paid_in = the sum of every user's balance + ``held`` = minus the
+    issuer's books balance."""
 
     issued: int
     redeemed: int
+    paid_out: int = 0
+    paid_in: int = 0
+    held: int = 0
 
     @property
     def outstanding(self) -> int:
-        return self.issued - self.redeemed
+        return self.issued - self.redeemed - self.paid_out + self.paid_in

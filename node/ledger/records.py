@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from node.ledger.chain import ChainEntry, EntryBody, entry_from_wire
+from node.ledger.chain import ChainEntry, EntryBody, chains_of, entry_from_wire
 from node.ledger.codec import (
     Attributes,
     attributes_from_wire,
@@ -41,7 +41,7 @@ from node.ledger.signed import (
 from node.wire import TIME_MS_MAX, DecodeError, require_int
 
 KIND_FIELD = "record"
-ENTRIES_PER_RECORD = 2  # every instruction touches two chains
+ENTRIES_PER_RECORD_MAX = 2  # an instruction touches one chain (a hold) or two
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +128,9 @@ class UserFrozen:
 
 @dataclass(frozen=True, slots=True)
 class EntriesAppended:
-    """One instruction's entries, appended atomically: the debited chain's
-    first, then the credited one's. ``signatures``: the validator's, one per
+    """One instruction's entries, appended atomically, in ``chains_of`` order:
+    the debited chain's first, then the credited one's (a hold or a release
+    touches only the payer's chain). ``signatures``: the validator's, one per
     entry hash, once signed."""
 
     bodies: tuple[EntryBody, ...]
@@ -171,12 +172,22 @@ def _user_registered(fields: dict[str, Any]) -> UserRegistered:
 
 
 def _entries_appended(fields: dict[str, Any]) -> EntriesAppended:
-    items = require_list(fields["entries"], "entries", ENTRIES_PER_RECORD)
-    if len(items) != ENTRIES_PER_RECORD:
-        raise DecodeError("bad-field", f"a record appends {ENTRIES_PER_RECORD} entries")
+    items = require_list(fields["entries"], "entries", ENTRIES_PER_RECORD_MAX)
+    if not items:
+        raise DecodeError("bad-field", "a record appends entries")
     entries = [entry_from_wire(item) for item in items]
-    first, second = entries
-    if first.body.instruction != second.body.instruction or first.ubi == second.ubi:
+    first = entries[0]
+    if any(entry.body.instruction != first.body.instruction for entry in entries):
+        raise DecodeError("bad-field", "the entries of one instruction on two chains")
+    chains = chains_of(first.body.instruction.instruction)
+    if len(set(chains)) != len(chains):
+        raise DecodeError("bad-field", "the entries of one instruction on two chains")
+    if len(entries) != len(chains):
+        raise DecodeError(
+            "bad-field",
+            f"a {first.body.instruction.instruction.TYPE} record appends {len(chains)} entries",
+        )
+    if tuple(entry.ubi for entry in entries) != chains:
         raise DecodeError("bad-field", "the entries of one instruction on two chains")
     return EntriesAppended(
         tuple(entry.body for entry in entries),

@@ -25,7 +25,9 @@ from typing import Any, ClassVar
 from node.ledger.codec import (
     decode_canonical,
     require_address,
+    require_domain,
     require_map,
+    require_payment_id,
     require_type,
     require_uai,
 )
@@ -36,18 +38,23 @@ from node.limits import (
     KYC_LEVEL_MAX,
     NONCE_MAX,
     PUBLIC_KEY_BYTES,
+    REASON_LENGTH_MAX,
     SIGNATURE_BYTES,
 )
 from node.signatures import (
     KIND_ASSET_DEFINITION,
     KIND_FEDERATION,
+    KIND_LEDGER_CREDIT,
+    KIND_LEDGER_CROSS_TRANSFER,
     KIND_LEDGER_DEPOSIT,
+    KIND_LEDGER_RELEASE,
+    KIND_LEDGER_SETTLE,
     KIND_LEDGER_TRANSFER,
     KIND_LEDGER_WITHDRAW,
     KIND_USER_IDENTITY,
     verify,
 )
-from node.wire import TIME_MS_MAX, DecodeError, pack, require_bytes, require_int
+from node.wire import TIME_MS_MAX, DecodeError, pack, require_bytes, require_int, require_str
 
 DOCUMENT_BYTES_MAX = INSTRUCTION_BYTES_MAX + PUBLIC_KEY_BYTES + SIGNATURE_BYTES + 16
 
@@ -330,18 +337,220 @@ class Withdraw(_Issue):
     KIND: ClassVar[bytes] = KIND_LEDGER_WITHDRAW
 
 
-Instruction = Transfer | Deposit | Withdraw
+@dataclass(frozen=True, slots=True)
+class CrossTransfer:
+    """Signed by the payer: pay ``amount`` of the payer's ``uai`` to ``to_address``,
+    a customer of another validator, paying at most ``max_fee`` in fees. Its
+    validator holds ``amount + max_fee`` (``held``) until the payment ``payment_id``
+    ends: then it settles the hold (the debit is final) or releases it."""
+
+    from_ubi: str
+    to_address: str
+    uai: str
+    amount: int
+    max_fee: int
+    payment_id: str
+    nonce: int
+    created_ms: int
+
+    TYPE = "cross-transfer"
+    KIND = KIND_LEDGER_CROSS_TRANSFER
+
+    @property
+    def held(self) -> int:
+        return self.amount + self.max_fee
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "from": self.from_ubi,
+            "to": self.to_address,
+            "uai": self.uai,
+            "amount": self.amount,
+            "max_fee": self.max_fee,
+            "payment_id": self.payment_id,
+            "nonce": self.nonce,
+            "created_ms": self.created_ms,
+        }
+
+    def signing_request(self) -> ToSign:
+        return ToSign(self.KIND, pack(self.to_wire()))
+
+
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """Signed by the validator: the hold ``payment_id`` on ``ubi`` (``held``) ends
+    as a final debit of ``debit`` (the amount and the fees paid); the rest of the
+    hold returns to the payer."""
+
+    ubi: str
+    uai: str
+    payment_id: str
+    held: int
+    debit: int
+    nonce: int
+
+    TYPE = "settle"
+    KIND = KIND_LEDGER_SETTLE
+
+    @property
+    def amount(self) -> int:
+        return self.debit
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "ubi": self.ubi,
+            "uai": self.uai,
+            "payment_id": self.payment_id,
+            "held": self.held,
+            "debit": self.debit,
+            "nonce": self.nonce,
+        }
+
+    def signing_request(self) -> ToSign:
+        return ToSign(self.KIND, pack(self.to_wire()))
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Signed by the validator: the hold ``payment_id`` on ``ubi`` returns whole
+    (``held``) to the payer; ``reason`` says why the payment failed."""
+
+    ubi: str
+    uai: str
+    payment_id: str
+    held: int
+    reason: str
+    nonce: int
+
+    TYPE = "release"
+    KIND = KIND_LEDGER_RELEASE
+
+    @property
+    def amount(self) -> int:
+        return self.held
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "ubi": self.ubi,
+            "uai": self.uai,
+            "payment_id": self.payment_id,
+            "held": self.held,
+            "reason": self.reason,
+            "nonce": self.nonce,
+        }
+
+    def signing_request(self) -> ToSign:
+        return ToSign(self.KIND, pack(self.to_wire()))
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """Signed by the payee's validator: ``amount`` of its ``uai`` to its customer
+    ``ubi``, paid by validator ``payer`` over the mesh as payment ``payment_id``.
+    The money is the validator's position with its upstream peer."""
+
+    ubi: str
+    uai: str
+    amount: int
+    payer: str
+    payment_id: str
+    nonce: int
+
+    TYPE = "credit"
+    KIND = KIND_LEDGER_CREDIT
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "ubi": self.ubi,
+            "uai": self.uai,
+            "amount": self.amount,
+            "payer": self.payer,
+            "payment_id": self.payment_id,
+            "nonce": self.nonce,
+        }
+
+    def signing_request(self) -> ToSign:
+        return ToSign(self.KIND, pack(self.to_wire()))
+
+
+Instruction = Transfer | Deposit | Withdraw | CrossTransfer | Settle | Release | Credit
+HoldEnd = Settle | Release
+ValidatorInstruction = Deposit | Withdraw | Settle | Release | Credit
+"""Instructions the validator signs as issuer (its books' nonces)."""
 
 _TRANSFER_FIELDS = frozenset({"type", "from", "to", "uai", "amount", "nonce", "created_ms"})
 _ISSUE_FIELDS = frozenset({"type", "ubi", "uai", "amount", "nonce"})
+_CROSS_FIELDS = frozenset(
+    {"type", "from", "to", "uai", "amount", "max_fee", "payment_id", "nonce", "created_ms"}
+)
+_SETTLE_FIELDS = frozenset({"type", "ubi", "uai", "payment_id", "held", "debit", "nonce"})
+_RELEASE_FIELDS = frozenset({"type", "ubi", "uai", "payment_id", "held", "reason", "nonce"})
+_CREDIT_FIELDS = frozenset({"type", "ubi", "uai", "amount", "payer", "payment_id", "nonce"})
 
 
-def _amount(value: object) -> int:
-    return require_int(value, "amount", 1, AMOUNT_MAX)
+def _amount(value: object, name: str = "amount") -> int:
+    return require_int(value, name, 1, AMOUNT_MAX)
 
 
 def _nonce(value: object) -> int:
     return require_int(value, "nonce", 1, NONCE_MAX)
+
+
+def _cross_transfer(obj: dict[str, Any]) -> CrossTransfer:
+    fields = require_map(obj, "cross-transfer", _CROSS_FIELDS)
+    transfer = CrossTransfer(
+        require_address(fields["from"], "from"),
+        require_address(fields["to"], "to"),
+        require_uai(fields["uai"], "uai"),
+        _amount(fields["amount"]),
+        require_int(fields["max_fee"], "max_fee", 0, AMOUNT_MAX),
+        require_payment_id(fields["payment_id"], "payment_id"),
+        _nonce(fields["nonce"]),
+        require_int(fields["created_ms"], "created_ms", 0, TIME_MS_MAX),
+    )
+    if transfer.held > AMOUNT_MAX:
+        raise DecodeError("bad-field", f"amount + max_fee above {AMOUNT_MAX}")
+    return transfer
+
+
+def _hold_end(obj: dict[str, Any], kind: object) -> Settle | Release:
+    if kind == Settle.TYPE:
+        fields = require_map(obj, "settle", _SETTLE_FIELDS)
+        held = _amount(fields["held"], "held")
+        settle = Settle(
+            require_address(fields["ubi"], "ubi"),
+            require_uai(fields["uai"], "uai"),
+            require_payment_id(fields["payment_id"], "payment_id"),
+            held,
+            require_int(fields["debit"], "debit", 1, held),
+            _nonce(fields["nonce"]),
+        )
+        return settle
+    fields = require_map(obj, "release", _RELEASE_FIELDS)
+    return Release(
+        require_address(fields["ubi"], "ubi"),
+        require_uai(fields["uai"], "uai"),
+        require_payment_id(fields["payment_id"], "payment_id"),
+        _amount(fields["held"], "held"),
+        require_str(fields["reason"], "reason", REASON_LENGTH_MAX),
+        _nonce(fields["nonce"]),
+    )
+
+
+def _credit(obj: dict[str, Any]) -> Credit:
+    fields = require_map(obj, "credit", _CREDIT_FIELDS)
+    return Credit(
+        require_address(fields["ubi"], "ubi"),
+        require_uai(fields["uai"], "uai"),
+        _amount(fields["amount"]),
+        require_domain(fields["payer"], "payer"),
+        require_payment_id(fields["payment_id"], "payment_id"),
+        _nonce(fields["nonce"]),
+    )
 
 
 def instruction_from_wire(obj: object) -> Instruction:
@@ -367,6 +576,12 @@ def instruction_from_wire(obj: object) -> Instruction:
             _amount(fields["amount"]),
             _nonce(fields["nonce"]),
         )
+    if kind == CrossTransfer.TYPE:
+        return _cross_transfer(obj)
+    if kind in (Settle.TYPE, Release.TYPE):
+        return _hold_end(obj, kind)
+    if kind == Credit.TYPE:
+        return _credit(obj)
     raise DecodeError("unknown-type", f"instruction type {kind!r}")
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from node.ledger.chain import entry_from_wire
+from node.ledger.chain import ChainEntry, entry_from_wire, home_chain
 from node.ledger.codec import (
     attributes_from_wire,
     attributes_to_wire,
@@ -29,6 +29,9 @@ from node.ledger.codec import (
 )
 from node.ledger.records import AssetDefined
 from node.ledger.signed import (
+    CrossTransfer,
+    Release,
+    Settle,
     signed_asset_from_wire,
     signed_federation_from_wire,
     signed_identity_from_wire,
@@ -123,10 +126,32 @@ def _restore_chains(state: BooksState, value: object) -> None:
     ubis = [require_ubi(_pair(item, "chain", 2)[0], "ubi") for item in chains]
     if ubis != list(state.chains):
         raise DecodeError("bad-field", "chains must be the books' and each user's, in order")
+    homes: list[ChainEntry] = []
     for ubi, entries in chains:
         for index, item in enumerate(require_list(entries, "entries", CHAIN_FILE_ENTRIES_MAX)):
             entry = entry_from_wire(item)
             misfit = state.entry_misfit(entry) if entry.ubi == ubi else "in another chain"
             if misfit is not None:
                 raise DecodeError("bad-field", f"chain {ubi} entry {index}: {misfit}")
-            state.absorb(entry)
+            state.absorb(entry, count=False)
+            if entry.ubi == home_chain(entry.body.instruction.instruction):
+                homes.append(entry)
+    # Chain by chain is not the order of the records: count every hold's
+    # opening (on the payer's chain) before its end (on the books, or the
+    # payer's chain); nonces keep their maximum; the rest are sums.
+    opens = [e for e in homes if isinstance(e.body.instruction.instruction, CrossTransfer)]
+    others = [e for e in homes if not isinstance(e.body.instruction.instruction, CrossTransfer)]
+    for entry in opens + others:
+        if not _hold_fits(state, entry):
+            raise DecodeError("bad-field", f"chain {entry.ubi} entry {entry.seq}: hold out of turn")
+        state.count(entry)
+
+
+def _hold_fits(state: BooksState, entry: ChainEntry) -> bool:
+    instruction = entry.body.instruction.instruction
+    if isinstance(instruction, CrossTransfer):
+        return (instruction.from_ubi, instruction.payment_id) not in state.holds
+    if isinstance(instruction, Settle | Release):
+        hold = state.open_hold(instruction.ubi, instruction.payment_id)
+        return hold is not None and hold.transfer.held == instruction.held
+    return True

@@ -12,6 +12,12 @@ Rules:
   transfers per uai on the UTC day of its latest transfer, and each asset's
   issued and redeemed totals. So a snapshot holds users, assets and chains,
   and restoring re-derives the rest.
+- Holds (cross-bank payments) are derived too: a hold opens with its cross
+  transfer and ends once, settled or released; ``held`` sums the open ones
+  per uai, and ``credits`` remembers every (payer, payment id) credited.
+  Totals: issued, redeemed, paid out (settled debits) and paid in (credits);
+  outstanding = issued - redeemed - paid_out + paid_in = the users' balances
+  + held = minus the books' balance.
 - ``clock_ms`` is the latest time any record carries; decisions use
   max(now_ms, clock_ms), so times along every chain never go backwards.
 """
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from node.ledger.chain import ChainEntry, expected_deltas, nonce_account
+from node.ledger.chain import ChainEntry, expected_deltas, home_chain, nonce_account
 from node.ledger.codec import ZERO_HASH, Attributes, is_books
 from node.ledger.records import (
     AssetDefined,
@@ -30,10 +36,16 @@ from node.ledger.records import (
     UserRegistered,
 )
 from node.ledger.signed import (
+    Credit,
+    CrossTransfer,
     Deposit,
+    Release,
+    Settle,
     SignedFederationRecord,
     SignedIdentity,
+    SignedInstruction,
     Transfer,
+    Withdraw,
 )
 from node.limits import AMOUNT_MAX, DAY_MS
 
@@ -58,6 +70,24 @@ class DaySpending:
 class IssueTotals:
     issued: int = 0
     redeemed: int = 0
+    paid_out: int = 0  # settled debits: left the bank over the mesh
+    paid_in: int = 0  # credits: arrived over the mesh
+
+
+@dataclass(slots=True)
+class HoldState:
+    """A payer's hold for a cross-bank payment: ``status`` open, settled or released."""
+
+    instruction: SignedInstruction
+    status: str = "open"
+    debit: int = 0
+    reason: str = ""
+
+    @property
+    def transfer(self) -> CrossTransfer:
+        transfer = self.instruction.instruction
+        assert isinstance(transfer, CrossTransfer)
+        return transfer
 
 
 class BooksState:
@@ -71,6 +101,9 @@ class BooksState:
         self.nonces: dict[str, int] = {}
         self.spending: dict[tuple[str, str], DaySpending] = {}
         self.totals: dict[str, IssueTotals] = {}
+        self.holds: dict[tuple[str, str], HoldState] = {}  # (payer, payment id)
+        self.held: dict[str, int] = {}  # uai -> sum of open holds
+        self.credits: set[tuple[str, str]] = set()  # (payer validator, payment id)
         self.clock_ms = 0
 
     # --- queries used by decisions -----------------------------------------------------
@@ -89,7 +122,7 @@ class BooksState:
 
     def outstanding(self, uai: str) -> int:
         totals = self.totals[uai]
-        return totals.issued - totals.redeemed
+        return totals.issued - totals.redeemed - totals.paid_out + totals.paid_in
 
     # --- changes -----------------------------------------------------------------------
 
@@ -145,23 +178,59 @@ class BooksState:
                 return f"{uai} balance {balance} out of range"
         return None
 
-    def absorb(self, entry: ChainEntry) -> None:
-        """Append a fitting entry and update everything derived from it."""
+    def absorb(self, entry: ChainEntry, *, count: bool = True) -> None:
+        """Append a fitting entry and update everything derived from it.
+        ``count=False`` (restoring a snapshot chain by chain) leaves the
+        instruction's once-only effects to a later ``count``."""
         body = entry.body
         self.chains[body.ubi].append(entry)
         self.head_hashes[body.ubi] = entry.entry_hash()
         self.balances[body.ubi].update(body.balances)
         self.clock_ms = max(self.clock_ms, body.appended_at_ms)
+        if count:
+            self.count(entry)
+
+    def count(self, entry: ChainEntry) -> None:
+        """The once-only effects of an entry's instruction, at its home chain:
+        nonces, spending, totals, holds and credits."""
+        body = entry.body
         instruction = body.instruction.instruction
-        if body.ubi != nonce_account(instruction):
-            return  # a credit: the payer's or the issuer's chain records the rest
-        self.nonces[body.ubi] = instruction.nonce
-        if isinstance(instruction, Transfer):
+        if body.ubi != home_chain(instruction):
+            return  # the other chain of the instruction records the rest
+        account = nonce_account(instruction)
+        self.nonces[account] = max(self.nonces.get(account, 0), instruction.nonce)
+        totals = self.totals[instruction.uai]
+        if isinstance(instruction, Transfer | CrossTransfer):
             self._count_spending(body.ubi, instruction.uai, instruction.amount, body.appended_at_ms)
-        elif isinstance(instruction, Deposit):
-            self.totals[instruction.uai].issued += instruction.amount
+        if isinstance(instruction, Deposit):
+            totals.issued += instruction.amount
+        elif isinstance(instruction, Withdraw):
+            totals.redeemed += instruction.amount
+        elif isinstance(instruction, Credit):
+            totals.paid_in += instruction.amount
+            self.credits.add((instruction.payer, instruction.payment_id))
+        elif isinstance(instruction, CrossTransfer):
+            key = (instruction.from_ubi, instruction.payment_id)
+            assert key not in self.holds, f"hold {key} twice"
+            self.holds[key] = HoldState(body.instruction)
+            self.held[instruction.uai] = self.held.get(instruction.uai, 0) + instruction.held
+        elif isinstance(instruction, Settle | Release):
+            self._end_hold(instruction)
+
+    def _end_hold(self, instruction: Settle | Release) -> None:
+        hold = self.holds.get((instruction.ubi, instruction.payment_id))
+        assert hold is not None and hold.status == "open", f"hold {instruction.payment_id}"
+        assert (hold.transfer.uai, hold.transfer.held) == (instruction.uai, instruction.held)
+        self.held[instruction.uai] -= instruction.held
+        if isinstance(instruction, Settle):
+            hold.status, hold.debit = "settled", instruction.debit
+            self.totals[instruction.uai].paid_out += instruction.debit
         else:
-            self.totals[instruction.uai].redeemed += instruction.amount
+            hold.status, hold.reason = "released", instruction.reason
+
+    def open_hold(self, payer: str, payment_id: str) -> HoldState | None:
+        hold = self.holds.get((payer, payment_id))
+        return hold if hold is not None and hold.status == "open" else None
 
     def _count_spending(self, ubi: str, uai: str, amount: int, time_ms: int) -> None:
         day = time_ms // DAY_MS

@@ -89,8 +89,8 @@ from node.signatures import sha256
 
 AvailableCredit = Callable[[str, str], int]
 """(peer domain, unit) -> what the peer would still accept from us now (from SNAP)."""
-PayeeKnown = Callable[[str], bool]
-"""payee (an address of ours, or our domain) -> can we credit it?"""
+PayeeKnown = Callable[[str, str], bool]
+"""(payee: an address of ours, or our domain; unit) -> can we credit it in that unit?"""
 
 
 def rejection(code: str, source: str, target: str) -> str:
@@ -369,7 +369,7 @@ class PaymentCore:
         payer = request.path[0]
         condition = self.state.invoice_by_request.get((payer, request.payment_id))
         if condition is None:
-            if not self.payee_known(request.payee):
+            if not self.payee_known(request.payee, request.unit):
                 error = str(Failure.UNKNOWN_PAYEE)
                 return InvoiceAnswer(request.payment_id, request.path, None, 0, 0, error)
             preimage = event.fresh_preimage

@@ -246,6 +246,7 @@ def test_forged_user_signature_is_refused() -> None:
     genuine = shell.transfer_instruction(ALICE, BOB, 10)
     by_mallory = sign_instruction(user_key("mallory@bank-a.test"), genuine.instruction)
     claims_alice = dataclasses.replace(by_mallory, signer_key=user_key(ALICE).public_key)
+    assert isinstance(genuine.instruction, Transfer)
     more = dataclasses.replace(genuine.instruction, amount=99)
     unchanged(
         shell,

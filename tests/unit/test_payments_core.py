@@ -33,7 +33,7 @@ NEXT = RouteHop("c.test", 1_000, LATER_MS - POLICY.expiry_delta_ms)
 def core(credit: int = 10_000) -> PaymentCore:
     graph = RouteGraph("b.test", ["a.test", "c.test"])
     peers = {"a.test": POLICY, "c.test": POLICY}
-    return PaymentCore("b.test", peers, graph, lambda peer, unit: credit, lambda p: True)
+    return PaymentCore("b.test", peers, graph, lambda peer, unit: credit, lambda p, u: True)
 
 
 def incoming(

@@ -294,5 +294,5 @@ class Mesh:
         return sum(ledger.pending_count() for ledger in ledgers)
 
 
-def payee_known(payee: str) -> bool:
+def payee_known(payee: str, unit: str) -> bool:
     return not payee.startswith("nobody")

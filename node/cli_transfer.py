@@ -1,0 +1,141 @@
+"""``ledgermesh transfer`` to a customer of another validator.
+
+The customer signs a ``CrossTransfer`` on its side (payee address, asset,
+amount, payment id, max fee, nonce) and submits it over its own QUIC
+connection; its validator holds the funds and pays through the mesh. The
+command prints progress on stderr (unless ``--json``), polls until the hold
+is settled or released, and ends with the outcome, the path, the fee paid
+and the time taken. The same ``--payment-id`` never pays twice: a repeat
+reports the payment it names. A failed payment exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+import time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import trio
+
+from node.api.client import ApiClient
+from node.api.protocol import ApiError
+from node.cli_accounts import (
+    _balances_for_people,
+    _decimals,
+    _run,
+    _user_key,
+    format_asset_amount,
+    parse_asset_amount,
+)
+from node.ledger.signed import CrossTransfer, SignedInstruction
+from node.limits import MAX_FEE_PPM_DEFAULT
+from node.wire import pack
+
+POLL_INTERVAL_S = 0.05
+WAIT_S_DEFAULT = 90.0  # past the payment's deadline (60 s) and its last hop's expiry
+
+
+class TransferFailed(ApiError):
+    """Raised when a cross-bank transfer ends failed (its hold released):
+    ``code`` is the reason, the message names the payment and the failed hop."""
+
+
+def _max_fee(text: str | None, amount: int, decimals: int) -> int:
+    if text is None:
+        return -(-amount * MAX_FEE_PPM_DEFAULT // 1_000_000)
+    try:
+        if Decimal(text.strip()) == 0:
+            return 0
+    except InvalidOperation:
+        pass  # parse_asset_amount says what is wrong with it
+    return parse_asset_amount(text, decimals)
+
+
+def _path(view: dict[str, Any] | None, origin: str) -> str | None:
+    if view is None:
+        return None
+    parts = [part for part in view["parts"] if part["state"] == "accepted"] or view["parts"][-1:]
+    paths = [" > ".join([origin, *(hop["to"] for hop in part["hops"])]) for part in parts]
+    return " | ".join(paths) or None
+
+
+def cross_transfer(args: argparse.Namespace, to: str) -> Any:
+    user_key = _user_key(args.user_key)
+    payment_id = args.payment_id or secrets.token_hex(8)
+    quiet = bool(getattr(args, "json", False))
+
+    def progress(text: str) -> None:
+        if not quiet:
+            print(f"  {text}", file=sys.stderr, flush=True)
+
+    async def go(client: ApiClient) -> dict[str, Any]:
+        started = time.monotonic()
+        account = await client.call("account")
+        decimals = await _decimals(client, args.asset)
+        amount = parse_asset_amount(args.amount, decimals)
+        max_fee = _max_fee(args.max_fee, amount, decimals)
+        transfer = CrossTransfer(
+            account["address"],
+            to,
+            args.asset,
+            amount,
+            max_fee,
+            payment_id,
+            account["last_nonce"] + 1,
+            int(time.time() * 1000),
+        )
+        request = transfer.signing_request()
+        signed = SignedInstruction(
+            transfer, user_key.public_key, user_key.sign(request.kind, request.payload)
+        )
+        status = await client.call("cross_transfer", instruction=pack(signed.to_wire()))
+
+        def money(value: int) -> str:
+            return f"{format_asset_amount(value, decimals)} {args.asset}"
+
+        progress(f"payment {payment_id}: {money(status['held'])} held (amount + max fee)")
+        seen: set[str] = set()
+        with trio.move_on_after(args.wait):
+            while status["hold"] == "open":
+                view = status["payment"]
+                line = "waiting for the payee's invoice"
+                if view is not None and view["parts"]:
+                    line = f"proposed along {_path(view, account['address'].split('@')[1])}"
+                if line not in seen:
+                    seen.add(line)
+                    progress(line)
+                await trio.sleep(POLL_INTERVAL_S)
+                status = await client.call("transfer_status", payment_id=payment_id)
+        elapsed_ms = round((time.monotonic() - started) * 1000)
+        view = status["payment"]
+        outcome = {"settled": "succeeded", "released": "failed"}.get(status["hold"], "pending")
+        fee = status["fee"]
+        return {
+            "payment_id": payment_id,
+            "outcome": outcome,
+            "from": account["address"],
+            "to": to,
+            "amount": money(status["amount"]),
+            "fee": None if fee is None else money(fee),
+            "max_fee": money(status["max_fee"]),
+            "path": _path(view, account["address"].split("@")[1]),
+            "reason": status["reason"] if outcome == "failed" else None,
+            "failed_hop": None if view is None else view["failed_hop"],
+            "preimage": None if view is None else view["preimage"],
+            "time_ms": elapsed_ms,
+            "balances": _balances_for_people(status["balances"], {args.asset: decimals}),
+        }
+
+    result: dict[str, Any] = _run(args.node, user_key, go)
+    if result["outcome"] == "failed":
+        hop = f" at {result['failed_hop']}" if result["failed_hop"] else ""
+        reason = result["reason"] or "failed"
+        raise TransferFailed(
+            reason, f"payment {payment_id} failed: {reason}{hop}; the hold is released"
+        )
+    if result["outcome"] == "pending":
+        raise TransferFailed("pending", f"payment {payment_id} still pending after {args.wait} s")
+    return result
