@@ -282,7 +282,9 @@ class GossipEngine:
 
     def __init__(self, own_key: bytes, peers: Iterable[bytes], verify: Verify) -> None:
         self.own_key = own_key
-        self.peers = frozenset(peers)
+        # A sorted tuple, not a set: the order messages go out must not depend on
+        # the process's hash seed (simulations replay byte for byte).
+        self.peers = tuple(sorted(set(peers)))
         self.verify = verify
         self.items: dict[ItemName, GossipItem] = {}
         self.per_origin: dict[bytes, int] = {}
@@ -327,7 +329,7 @@ class GossipEngine:
                 run.effects.append(NotifyRefused(*refusal))
                 continue
             self._store(run, item)
-            run.forward(self.peers - {peer}, item)
+            run.forward((other for other in self.peers if other != peer), item)
 
     def _publish(self, run: _Pass, item: GossipItem, now_ms: int) -> None:
         held = self.items.get(item.name)
