@@ -41,6 +41,7 @@ from node.net.base import TransportError
 from node.runtime import StartupError, run_node_forever
 from node.storage.log import CorruptLogError, CorruptSnapshotError
 from node.wire import DecodeError
+from simulations import cli as simulations_cli
 
 Handler = Callable[[argparse.Namespace], Any]
 
@@ -454,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--limit", action="append", default=[], metavar="PARTY:UNIT=N")
     sub.add_argument("--now", help="the clock, ISO 8601 (default: now)")
     cli_accounts.register(commands, common)
+    simulations_cli.register(commands, common)
     cli_payments.register(commands, common)
     return parser
 

@@ -1,0 +1,78 @@
+"""Every constant of the simulator and the chaos run, in one place.
+
+Units are last in the names. Relations between them are asserted at the end,
+so a change that breaks one fails at import.
+"""
+
+from __future__ import annotations
+
+from node.limits import FRAME_BYTES_MAX, RETRANSMIT_INTERVAL_MS, TICK_INTERVAL_MS
+
+# --- the simulated world -------------------------------------------------------
+EPOCH_MS = 1_800_000_000_000  # simulated time 0, as the nodes' wall clock (2027-01-15)
+SYNC_LATENCY_MS = 1  # an fsync takes this long; a crash inside it may tear the write
+SNAPSHOT_LATENCY_MS = 5  # writing a snapshot takes this long
+SNAPSHOT_EVERY_RECORDS_RANGE = (300, 3_000)  # a node snapshots this often (seeded per life)
+# Small segments: snapshots then remove old ones, so simulated disks stay small in memory,
+# and segment rollover and removal run (and crash) all the time.
+SIMULATED_SEGMENT_BYTES_MAX = 128 * 1024
+OPERATOR_LATENCY_MS = 1  # the operator's requests and answers, one way
+CHECK_INTERVAL_MS = 1_000  # agreement of quiet links is checked this often
+CONVERGENCE_POLL_MS = 100  # how finely convergence after a heal is measured
+DRAIN_POLL_MS = 500  # after faults stop, how often the run looks whether all is quiet
+SIMULATED_TICK_INTERVAL_MS = TICK_INTERVAL_MS  # a node's clock tick, as the runtime does
+UNITS = ("1E-2 USD", "1E-2 EUR")
+CREDIT_LIMIT_RANGE = (200_000, 5_000_000)  # credit a node extends to a peer, per unit (seeded)
+DURATION_MS_MAX = 7 * 24 * 3_600_000
+
+# --- faults ----------------------------------------------------------------------
+PARTITION_MS_MIN = 1_000
+PARTITION_MS_MAX = 300_000
+PARTITION_SHARE_OF_RUN = 0.2  # a partition lasts at most this share of the run
+CRASH_DOWN_MS_MIN = 100
+CRASH_DOWN_MS_MAX = 60_000
+CRASH_ARMED_MS_MAX = 10_000  # a crash aimed at the next sync waits at most this long
+DELAY_MS_MAX = 60_000
+
+# --- the workload ------------------------------------------------------------------
+EXPIRY_MS_RANGE = (5_000, 30_000)  # hashlocked transfers expire this far ahead (seeded)
+WORKLOAD_RATE_MAX = 100_000.0  # transfers per simulated second over the mesh
+
+# --- the end of a run ------------------------------------------------------------------
+# After faults stop, everything pending must resolve within this: the longest
+# expiry, plus retransmissions over the slowest delay.
+RESOLVE_BOUND_MS = EXPIRY_MS_RANGE[1] + 20 * RETRANSMIT_INTERVAL_MS
+
+# --- swarms and reports ----------------------------------------------------------------
+SWARM_SEEDS_MAX = 100_000
+SWARM_LOSS_MAX = 0.3  # each seed of a swarm draws its own fault rates up to these
+SWARM_DUPLICATE_MAX = 0.2
+SWARM_DELAY_MS_MAX = 300
+REPORT_POINTS_MAX = 720  # points per time series in a report
+REPORT_SAMPLE_MS_MIN = 1_000
+PROGRESS_UPDATE_S = 0.2  # a progress bar redraws at most this often
+
+# --- the real chaos run ----------------------------------------------------------------
+CHAOS_NODES_MAX = 32
+CHAOS_RATE_DEFAULT = 20.0  # transfers per second offered over the mesh
+CHAOS_IN_FLIGHT_MAX = 16  # operator requests in flight at once
+CHAOS_DOWN_S_RANGE = (0.2, 2.0)  # a killed node stays down this long
+CHAOS_CUT_S_RANGE = (1.0, 5.0)  # a cut link stays cut this long
+CHAOS_CUT_EVERY_S = 3.0  # links are drawn for cutting this often
+CHAOS_CONVERGE_TIMEOUT_S = 90.0  # after faults stop, everything must settle within this
+CHAOS_READY_TIMEOUT_S = 60.0
+CHAOS_EXPIRY_S = 20.0  # hashlocked transfers in the chaos workload expire this far ahead
+RELAY_DATAGRAM_BYTES_MAX = 65_535
+RELAY_FLOWS_MAX = 64  # client addresses one relay forwards for
+RELAY_QUEUE_DATAGRAMS_MAX = 4_096  # delayed datagrams held by one relay
+
+# --- relations ---------------------------------------------------------------------
+assert SYNC_LATENCY_MS > 0  # a crash must be able to land inside a sync
+assert SIMULATED_TICK_INTERVAL_MS <= RETRANSMIT_INTERVAL_MS
+assert PARTITION_MS_MIN <= PARTITION_MS_MAX
+assert CRASH_DOWN_MS_MIN <= CRASH_DOWN_MS_MAX
+assert EXPIRY_MS_RANGE[0] < EXPIRY_MS_RANGE[1] < RESOLVE_BOUND_MS
+assert SNAPSHOT_EVERY_RECORDS_RANGE[0] <= SNAPSHOT_EVERY_RECORDS_RANGE[1]
+assert FRAME_BYTES_MAX < SIMULATED_SEGMENT_BYTES_MAX
+assert CHAOS_DOWN_S_RANGE[0] <= CHAOS_DOWN_S_RANGE[1]
+assert CHAOS_CUT_S_RANGE[0] <= CHAOS_CUT_S_RANGE[1]
