@@ -345,10 +345,19 @@ class BilateralLedger:
             run.refuse((Refusal.STALE, f"msgId {msg_id} is settled and forgotten"), message)
         elif proposal.to_propose() != message:
             self._contradiction(run, message, frame_raw, f"PROPOSE {msg_id} differs")
-        elif proposal.status is ProposalStatus.PENDING:
-            run.send(Ack(msg_id, MsgType.PROPOSE))
-        else:
+        elif proposal.status is not ProposalStatus.PENDING:
             run.send(proposal.to_decision())
+        elif self._auto_decide and message.condition is None:
+            # An unconditional proposal is decided in the pass that records it, so a
+            # pending one means a crash kept its record and lost the decision's (a
+            # torn write). Nothing about it left the node: decide now.
+            rejection = self._policy_rejection(message, run.now_ms, counted=True)
+            if rejection is None:
+                self._decide(run, msg_id, True, None, None)
+            else:
+                self._decide(run, msg_id, False, None, str(rejection))
+        else:
+            run.send(Ack(msg_id, MsgType.PROPOSE))
 
     def _on_new_propose(self, run: _Pass, message: Propose) -> None:
         if len(self._state.outbox) >= OUTBOX_MESSAGES_PER_PEER_MAX:
@@ -393,20 +402,26 @@ class BilateralLedger:
             )
         )
 
-    def _policy_rejection(self, message: Propose, now_ms: int) -> RejectReason | None:
+    def _policy_rejection(
+        self, message: Propose, now_ms: int, *, counted: bool = False
+    ) -> RejectReason | None:
+        """Why the node rejects this PROPOSE on its own, if it does. ``counted``: the
+        proposal is already recorded (pending), so its amount is in our receivable."""
         if message.unit not in self._units and not self._unknown_units_allowed:
             return RejectReason.UNKNOWN_UNIT
         limit = self._units.get(message.unit)
         if limit is not None:
             ours = self._state.unit_sums(message.unit).freeze().balances().ours
-            if ours.current + ours.receivable + message.amount > limit:
+            counted_amount = message.amount if counted else 0
+            if ours.current + ours.receivable - counted_amount + message.amount > limit:
                 return RejectReason.CREDIT_LIMIT
         if message.expires_at_ms is not None:
             if message.expires_at_ms <= now_ms:
                 return RejectReason.EXPIRED
             if message.expires_at_ms > now_ms + EXPIRY_IN_FUTURE_MS_MAX:
                 return RejectReason.EXPIRY_TOO_FAR
-        if self._state.pending_count(Direction.INCOMING) >= PENDING_PROPOSALS_PER_PEER_MAX:
+        pending = self._state.pending_count(Direction.INCOMING) - (1 if counted else 0)
+        if pending >= PENDING_PROPOSALS_PER_PEER_MAX:
             return RejectReason.TOO_MANY_PENDING
         return None
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shlex
 import subprocess
 import sys
@@ -134,28 +133,14 @@ def test_the_replay_command_reproduces_the_failing_run(monkeypatch) -> None:
     assert "durability" in str(raised.value) and "seed 3" in str(raised.value)
 
 
-# The one violation the swarms still find: the torn-pass core bug that
-# test_simulation_torn_pass.py builds by hand. Remove once that test passes.
-KNOWN_CORE_BUG = re.compile(
-    r"still unresolved: .*incoming unconditional proposal \d+ with .*acknowledged=False"
-)
-
-
 def test_a_short_swarm_finds_no_violation(tmp_path: Path) -> None:
     """40 seeds of 8 nodes, each with its own drawn fault rates, on both cores."""
     arguments = ["--nodes", "8", "--duration", "30", "--seeds", "1..40", "--workers", "2"]
-    try:
-        run_cli("simulate", *arguments, "--report", str(tmp_path))
-    except SimulationError as error:
-        assert "seeds violated an invariant" in str(error)
+    run_cli("simulate", *arguments, "--report", str(tmp_path))
     summary = json.loads((tmp_path / "swarm.json").read_text())
-    for seed in summary["seeds"]:
-        violation = seed["violation"]
-        if violation is not None:
-            assert violation["invariant"] == "resolution", violation
-            assert KNOWN_CORE_BUG.search(violation["message"]), violation
+    assert [seed["violation"] for seed in summary["seeds"]] == [None] * 40
     assert summary["seeds_run"] == 40
-    assert summary["invariant_violations"] <= 4, "the known core bug hits ~3% of seeds"
+    assert summary["invariant_violations"] == 0
     assert summary["crashes"] > 40 and summary["partitions"] > 20
     assert summary["faults_injected"] > 10_000
     assert summary["transfers_acknowledged"] > 15_000

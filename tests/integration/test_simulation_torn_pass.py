@@ -11,8 +11,6 @@ this test builds the exact case by hand.
 
 from __future__ import annotations
 
-import pytest
-
 from node.api.protocol import Request, encode_request
 from node.net.base import Received
 from node.snap import Direction
@@ -56,11 +54,6 @@ def step_until_deciding(simulation: Simulation, index: int) -> None:
         simulation._run_until(simulation.heap[0][0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: after recovery the pending unconditional proposal is never decided "
-    "again; a repeated PROPOSE only gets ACK PROPOSE (node/snap/ledger.py _on_propose)",
-)
 def test_a_decision_lost_to_a_torn_write_is_made_again() -> None:
     simulation = quiet_pair()
     pay(simulation, 0, 1, 1234)
