@@ -640,6 +640,18 @@ class BilateralLedger:
             if sent_at_ms is not None and run.now_ms - sent_at_ms < RETRANSMIT_INTERVAL_MS:
                 break
             due.append(key)
+        due_proposals = [msg_id for direction, msg_id in due if direction is Direction.OUTGOING]
+        if due_proposals:
+            # The peer takes PROPOSEs only in msgId order: once the oldest missing one
+            # is due, the ones after it are repeated with it, so a backlog left by a
+            # silent one-way cut drains in one round instead of one msgId per second.
+            lowest, chosen = min(due_proposals), set(due)
+            for key in self._state.outbox:
+                if len(due) >= RETRANSMIT_BATCH_MAX:
+                    break
+                direction, msg_id = key
+                if direction is Direction.OUTGOING and msg_id > lowest and key not in chosen:
+                    due.append(key)
         self._repeat(run, due)
 
     def _repeat(self, run: _Pass, keys: list[OutboxKey]) -> None:

@@ -466,6 +466,17 @@ def test_retransmit_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [m.msg_id for m in sent(run(ledger, PeerConnected(), now_ms=due_ms))] == [0, 1, 2]
 
 
+def test_a_backlog_after_a_silent_cut_is_repeated_in_one_round() -> None:
+    """PROPOSEs sent one by one into a dead link: once the oldest is due, the ones
+    after it go with it, in msgId order, because the peer takes them only in order."""
+    ledger = BilateralLedger({USD: None})
+    for index in range(20):
+        run(ledger, ActionPropose(1, USD, None, None), now_ms=NOW_MS + index * 40)
+    due_ms = NOW_MS + RETRANSMIT_INTERVAL_MS
+    assert [m.msg_id for m in sent(run(ledger, TimerTick(), now_ms=due_ms))] == list(range(20))
+    assert run(ledger, TimerTick(), now_ms=due_ms + 10) == []
+
+
 def test_after_a_restart_everything_unacknowledged_is_due() -> None:
     ledger = BilateralLedger({USD: None})
     log = records(run(ledger, ActionPropose(1, USD, None, None)))
