@@ -62,14 +62,18 @@ class NodeKey:
 
     @property
     def public_key(self) -> bytes:
-        return bytes(nacl.signing.SigningKey(self.seed).verify_key)
+        return bytes(self._signing_key().verify_key)
 
-    def sign(self, kind: bytes, payload: bytes) -> bytes:
+    def _signing_key(self) -> nacl.signing.SigningKey:
+        # Deriving the key costs ~25 us; every frame needs it.
         signing_key = _signing_key_cache.get(self.seed)
         if signing_key is None:
             signing_key = nacl.signing.SigningKey(self.seed)
             _signing_key_cache[self.seed] = signing_key
-        return bytes(signing_key.sign(signed_bytes(kind, payload)).signature)
+        return signing_key
+
+    def sign(self, kind: bytes, payload: bytes) -> bytes:
+        return bytes(self._signing_key().sign(signed_bytes(kind, payload)).signature)
 
 
 _signing_key_cache: dict[bytes, nacl.signing.SigningKey] = {}
