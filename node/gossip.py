@@ -28,6 +28,7 @@ Rules:
 from __future__ import annotations
 
 import enum
+import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -290,6 +291,8 @@ class GossipEngine:
         self.per_origin: dict[bytes, int] = {}
         self.buckets: dict[bytes, _Bucket] = {}
         self.walks: dict[bytes, _Walk] = {peer: _Walk() for peer in self.peers}
+        self.expiries: list[tuple[int, ItemName]] = []  # heap; may hold replaced items
+        self.buckets_swept_ms = 0
 
     def handle(self, event: Input, now_ms: int) -> list[Effect]:
         run = _Pass()
@@ -391,16 +394,28 @@ class GossipEngine:
         if item.name not in self.items:
             self.per_origin[item.origin] = self.per_origin.get(item.origin, 0) + 1
         self.items[item.name] = item
+        heapq.heappush(self.expiries, (item.expires_ms, item.name))
+        if len(self.expiries) > 2 * GOSSIP_ITEMS_MAX:  # replaced items' entries pile up
+            self.expiries = [(i.expires_ms, name) for name, i in self.items.items()]
+            heapq.heapify(self.expiries)
         run.effects.append(NotifyStored(item))
 
     def _prune(self, run: _Pass, now_ms: int) -> None:
-        for name, item in list(self.items.items()):
-            if item.expires_ms <= now_ms:
-                del self.items[name]
-                self.per_origin[item.origin] -= 1
-                if self.per_origin[item.origin] == 0:
-                    del self.per_origin[item.origin]
-                run.effects.append(NotifyRemoved(item))
+        """Drop what expired: from a heap of expiries, so a tick costs nothing when
+        nothing expires (every node ticks ten times a second)."""
+        while self.expiries and self.expiries[0][0] <= now_ms:
+            expires_ms, name = heapq.heappop(self.expiries)
+            item = self.items.get(name)
+            if item is None or item.expires_ms != expires_ms:
+                continue  # replaced by a newer item since, or already gone
+            del self.items[name]
+            self.per_origin[item.origin] -= 1
+            if self.per_origin[item.origin] == 0:
+                del self.per_origin[item.origin]
+            run.effects.append(NotifyRemoved(item))
+        if now_ms < self.buckets_swept_ms + GOSSIP_ORIGIN_REFILL_MS:
+            return
+        self.buckets_swept_ms = now_ms
         for origin, bucket in list(self.buckets.items()):
             if bucket.refilled_ms + GOSSIP_ORIGIN_BURST_ITEMS * GOSSIP_ORIGIN_REFILL_MS <= now_ms:
                 del self.buckets[origin]  # it would be full again: forget it
