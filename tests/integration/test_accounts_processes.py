@@ -6,35 +6,15 @@ each other. Everything goes through the real CLI and real node processes.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from node.config import load_config
+from tests.integration.cli_support import ledgermesh, ok
 from tools.mesh import LocalNode, free_udp_port
 
 pytestmark = pytest.mark.slow
-
-
-def ledgermesh(*arguments: str) -> tuple[int, Any, str]:
-    completed = subprocess.run(
-        [sys.executable, "-m", "node.cli", *arguments, "--json"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    result = json.loads(completed.stdout) if completed.stdout.strip() else None
-    return completed.returncode, result, completed.stderr
-
-
-def ok(*arguments: str) -> Any:
-    code, result, stderr = ledgermesh(*arguments)
-    assert code == 0, stderr
-    return result
 
 
 @pytest.fixture

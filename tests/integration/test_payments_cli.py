@@ -7,43 +7,16 @@ reach ``payment status`` with the hop that failed, when a hop failed.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.integration.cli_support import error_of, ok
 from tests.integration.payments_mesh import link, make_nodes, wait_all_quiet, wait_route
 
 A, B, C = "bank-a.test", "bank-b.test", "bank-c.test"
 
 pytestmark = pytest.mark.slow
-
-
-def ledgermesh(*arguments: str) -> tuple[int, Any, str]:
-    completed = subprocess.run(
-        [sys.executable, "-m", "node.cli", *arguments, "--json"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    result = json.loads(completed.stdout) if completed.stdout.strip() else None
-    return completed.returncode, result, completed.stderr
-
-
-def ok(*arguments: str) -> Any:
-    code, result, stderr = ledgermesh(*arguments)
-    assert code == 0, stderr
-    return result
-
-
-def error_of(*arguments: str) -> dict[str, str]:
-    code, _, stderr = ledgermesh(*arguments)
-    assert code == 1, stderr
-    error: dict[str, str] = json.loads(stderr.strip().splitlines()[-1])["error"]
-    return error
 
 
 async def test_pay_status_list_and_route_through_the_cli(tmp_path: Path) -> None:

@@ -10,14 +10,12 @@ SIGKILL of the payer's validator mid-payment ends the hold exactly once.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.integration.cli_support import error_of, ledgermesh, ok
 from tests.integration.payments_mesh import (
     check_books,
     freeze,
@@ -34,30 +32,6 @@ USD_A, USD_C = f"{A}/USD", f"{C}/USD"
 ALICE, BOB = f"alice@{A}", f"bob@{C}"
 
 pytestmark = pytest.mark.slow
-
-
-def ledgermesh(*arguments: str) -> tuple[int, Any, str]:
-    completed = subprocess.run(
-        [sys.executable, "-m", "node.cli", *arguments, "--json"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    result = json.loads(completed.stdout) if completed.stdout.strip() else None
-    return completed.returncode, result, completed.stderr
-
-
-def ok(*arguments: str) -> Any:
-    code, result, stderr = ledgermesh(*arguments)
-    assert code == 0, stderr
-    return result
-
-
-def error_of(*arguments: str) -> dict[str, str]:
-    code, _, stderr = ledgermesh(*arguments)
-    assert code == 1, stderr
-    error: dict[str, str] = json.loads(stderr.strip().splitlines()[-1])["error"]
-    return error
 
 
 def add_units(node: LocalNode) -> None:
