@@ -380,9 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text, parents=[common])
-        sub.set_defaults(handler=handler)
-        return sub
+        return cli_accounts.add_command(commands, common, name, handler, help_text)
 
     sub = add("init", cmd_init, "create a node directory: key files and config")
     _directory(sub)

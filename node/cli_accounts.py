@@ -329,6 +329,19 @@ def cmd_evidence_check(args: argparse.Namespace) -> Any:
 # --- parser --------------------------------------------------------------------------
 
 
+def add_command(
+    parent: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+    name: str,
+    handler: Handler,
+    help_text: str,
+) -> argparse.ArgumentParser:
+    """A subcommand with the common options (``--json``) that runs ``handler``."""
+    sub = parent.add_parser(name, help=help_text, description=help_text, parents=[common])
+    sub.set_defaults(handler=handler)
+    return sub
+
+
 def register(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
     common: argparse.ArgumentParser,
@@ -339,9 +352,7 @@ def register(
         handler: Handler,
         help_text: str,
     ) -> argparse.ArgumentParser:
-        sub = parent.add_parser(name, help=help_text, description=help_text, parents=[common])
-        sub.set_defaults(handler=handler)
-        return sub
+        return add_command(parent, common, name, handler, help_text)
 
     user = commands.add_parser("user", help="customers of a validator").add_subparsers(
         dest="user_command", required=True, metavar="COMMAND"

@@ -20,6 +20,7 @@ import trio
 from node import units
 from node.api.client import open_api_client
 from node.api.protocol import ApiError
+from node.cli_accounts import add_command
 from node.config import load_config
 
 Handler = Callable[[argparse.Namespace], Any]
@@ -106,8 +107,7 @@ def register(
         handler: Handler,
         help_text: str,
     ) -> argparse.ArgumentParser:
-        sub = parent.add_parser(name, help=help_text, description=help_text, parents=[common])
-        sub.set_defaults(handler=handler)
+        sub = add_command(parent, common, name, handler, help_text)
         sub.add_argument("--node", type=Path, required=True, metavar="DIR")
         return sub
 
