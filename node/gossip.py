@@ -6,7 +6,19 @@ Rules:
   one; an equal or older seq is a duplicate and is dropped silently.
 - Verify before store and forward: the ``verify`` callback (the kind's own
   signature and content checks) must pass before an item is stored, and only
-  stored items are forwarded, to every trusted peer but the sender.
+  stored items are forwarded, to every trusted peer but the sender and the
+  peers that announced it to us.
+- Eager push, lazy pull: a newly stored item goes in full to at most
+  ``eager_fanout`` (GOSSIP_EAGER_FANOUT) of those peers and as a HAVE of its
+  (name, seq) to the others. The eager peers are the ones ranked first by a
+  hash of (our key, item name, seq, peer key): deterministic, so simulations
+  replay, yet a different spanning set for every node, item and seq. A node
+  that hears a HAVE for an item it lacks or holds older sends a WANT to that
+  announcer at once; it remembers a few more announcers and asks the next one
+  if no answer came within GOSSIP_WANT_TIMEOUT_MS. A WANT for an item we do not
+  hold is ignored. Wanted names are bounded per peer and in all; what cannot
+  be asked for is left to anti-entropy. ``eager_fanout=None`` floods every
+  item to every peer (no HAVE, no WANT).
 - Limits: GOSSIP_ITEMS_PER_ORIGIN_MAX items per origin, GOSSIP_ITEMS_MAX in
   all (a full cache refuses new names; replacing an item is always allowed),
   and a token bucket per origin (GOSSIP_ORIGIN_BURST_ITEMS, one more token every
@@ -21,13 +33,17 @@ Rules:
   lacks or lists older. Each side walks its own ranges with each peer (one
   range when the link comes back, then one every GOSSIP_ROUND_INTERVAL_MS), so
   both directions catch up and a lost message is only ever late.
-- Pure: time is ``now_ms``; no I/O, no randomness. Nothing is persisted: after
-  a restart the node catches up by anti-entropy.
+- Every peer message (items, digests, HAVE, WANT) from an untrusted peer is
+  refused with UNTRUSTED_PEER and changes nothing.
+- Pure: time is ``now_ms``; no I/O, no randomness; output order never depends
+  on set iteration. Nothing is persisted: after a restart the node catches up
+  by anti-entropy.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -43,7 +59,10 @@ from node.codec import (
     require_str,
 )
 from node.limits import (
+    GOSSIP_ANNOUNCERS_KEPT_MAX,
     GOSSIP_DIGEST_ENTRIES_MAX,
+    GOSSIP_EAGER_FANOUT,
+    GOSSIP_HAVE_ENTRIES_MAX,
     GOSSIP_ITEM_BYTES_MAX,
     GOSSIP_ITEM_ID_BYTES_MAX,
     GOSSIP_ITEM_LIFETIME_MS_MAX,
@@ -56,6 +75,10 @@ from node.limits import (
     GOSSIP_ORIGINS_TRACKED_MAX,
     GOSSIP_ROUND_INTERVAL_MS,
     GOSSIP_ROUND_ITEMS_MAX,
+    GOSSIP_WANT_NAMES_MAX,
+    GOSSIP_WANT_TIMEOUT_MS,
+    GOSSIP_WANTED_MAX,
+    GOSSIP_WANTS_PER_PEER_MAX,
     PUBLIC_KEY_BYTES,
 )
 
@@ -145,31 +168,70 @@ class GossipDigest:
         }
 
 
-GossipMessage = GossipItems | GossipDigest
+@dataclass(frozen=True, slots=True)
+class GossipHave:
+    """Peer message HAVE: the sender stored these items (name, seq) just now and
+    did not push them to us in full; WANT what we lack."""
+
+    entries: tuple[tuple[ItemName, int], ...]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"msgType": "HAVE", "entries": [[list(name), seq] for name, seq in self.entries]}
+
+
+@dataclass(frozen=True, slots=True)
+class GossipWant:
+    """Peer message WANT: send these items in full (answered by one GOSSIP)."""
+
+    names: tuple[ItemName, ...]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"msgType": "WANT", "names": [list(name) for name in self.names]}
+
+
+GossipMessage = GossipItems | GossipDigest | GossipHave | GossipWant
+GOSSIP_MESSAGE_TYPES = (GossipItems, GossipDigest, GossipHave, GossipWant)
+GOSSIP_MSG_TYPES = ("GOSSIP", "DIGEST", "HAVE", "WANT")  # their wire ``msgType``s
 
 
 def gossip_from_wire(fields: dict[str, Any]) -> GossipMessage:
-    """Decode a GOSSIP or DIGEST map (``msgType`` already seen). Raises DecodeError."""
-    if fields.get("msgType") == "GOSSIP":
+    """Decode a GOSSIP, DIGEST, HAVE or WANT map (``msgType`` already seen).
+    Raises DecodeError."""
+    msg_type = fields.get("msgType")
+    if msg_type == "GOSSIP":
         check_fields(fields, frozenset({"msgType", "items"}), frozenset())
-        items = fields["items"]
-        if type(items) is not list or not 0 < len(items) <= GOSSIP_ITEMS_PER_MESSAGE_MAX:
-            raise DecodeError("bad-field", f"items: 1..{GOSSIP_ITEMS_PER_MESSAGE_MAX}")
+        items = _bounded_list(fields["items"], "items", 1, GOSSIP_ITEMS_PER_MESSAGE_MAX)
         return GossipItems(tuple(gossip_item_from_wire(item) for item in items))
+    if msg_type == "HAVE":
+        check_fields(fields, frozenset({"msgType", "entries"}), frozenset())
+        entries = _bounded_list(fields["entries"], "entries", 1, GOSSIP_HAVE_ENTRIES_MAX)
+        return GossipHave(_entries_from_wire(entries))
+    if msg_type == "WANT":
+        check_fields(fields, frozenset({"msgType", "names"}), frozenset())
+        names = _bounded_list(fields["names"], "names", 1, GOSSIP_WANT_NAMES_MAX)
+        return GossipWant(tuple(_item_name_from_wire(name) for name in names))
     check_fields(fields, frozenset({"msgType", "low", "high", "entries"}), frozenset())
-    entries = fields["entries"]
-    if type(entries) is not list or len(entries) > GOSSIP_DIGEST_ENTRIES_MAX:
-        raise DecodeError("bad-field", f"entries: at most {GOSSIP_DIGEST_ENTRIES_MAX}")
+    entries = _bounded_list(fields["entries"], "entries", 0, GOSSIP_DIGEST_ENTRIES_MAX)
+    low = None if fields["low"] is None else _item_name_from_wire(fields["low"])
+    high = None if fields["high"] is None else _item_name_from_wire(fields["high"])
+    return GossipDigest(low, high, _entries_from_wire(entries))
+
+
+def _bounded_list(value: object, field: str, least: int, most: int) -> list[Any]:
+    if type(value) is not list or not least <= len(value) <= most:
+        raise DecodeError("bad-field", f"{field}: {least}..{most}")
+    return value
+
+
+def _entries_from_wire(entries: list[Any]) -> tuple[tuple[ItemName, int], ...]:
     decoded: list[tuple[ItemName, int]] = []
     for entry in entries:
         if type(entry) is not list or len(entry) != 2:
-            raise DecodeError("bad-field", "a digest entry is [name, seq]")
+            raise DecodeError("bad-field", "an entry is [name, seq]")
         decoded.append(
             (_item_name_from_wire(entry[0]), require_int(entry[1], "seq", 0, MSG_ID_MAX))
         )
-    low = None if fields["low"] is None else _item_name_from_wire(fields["low"])
-    high = None if fields["high"] is None else _item_name_from_wire(fields["high"])
-    return GossipDigest(low, high, tuple(decoded))
+    return tuple(decoded)
 
 
 # --- inputs and effects ----------------------------------------------------------------
@@ -185,6 +247,18 @@ class ReceiveItems:
 class ReceiveDigest:
     peer: bytes
     digest: GossipDigest
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveHave:
+    peer: bytes
+    have: GossipHave
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveWant:
+    peer: bytes
+    want: GossipWant
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +280,26 @@ class TimerTick:
     """Time passed: prune expired items, run the anti-entropy rounds that are due."""
 
 
-Input = ReceiveItems | ReceiveDigest | ActionPublish | PeerConnected | TimerTick
+Input = (
+    ReceiveItems
+    | ReceiveDigest
+    | ReceiveHave
+    | ReceiveWant
+    | ActionPublish
+    | PeerConnected
+    | TimerTick
+)
+
+
+def receive(peer: bytes, message: GossipMessage) -> Input:
+    """The input for a gossip message from ``peer``: one line for the shell."""
+    if isinstance(message, GossipItems):
+        return ReceiveItems(peer, message.items)
+    if isinstance(message, GossipDigest):
+        return ReceiveDigest(peer, message)
+    if isinstance(message, GossipHave):
+        return ReceiveHave(peer, message)
+    return ReceiveWant(peer, message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,58 +352,118 @@ class _Walk:
     next_round_ms: int = 0
 
 
+@dataclass(slots=True)
+class _Want:
+    """A name we sent a WANT for: the seq announced, whom we asked, when, and
+    who else announced it (asked next if the answer does not come)."""
+
+    seq: int
+    asked: bytes
+    asked_ms: int
+    others: list[bytes]
+
+
+def _chunks(values: list[Any], size: int) -> Iterable[tuple[Any, ...]]:
+    for start in range(0, len(values), size):
+        yield tuple(values[start : start + size])
+
+
 class _Pass:
-    """The effects of one call: notifications in order, then one batch of items per peer."""
+    """The effects of one call: notifications in order, then per peer one batch of
+    items, one of HAVE entries and one of WANT names (each split at its limit)."""
 
     def __init__(self) -> None:
         self.effects: list[Effect] = []
         self.outgoing: dict[bytes, list[GossipItem]] = {}
+        self.haves: dict[bytes, list[tuple[ItemName, int]]] = {}
+        self.wants: dict[bytes, list[ItemName]] = {}
 
     def forward(self, peers: Iterable[bytes], item: GossipItem) -> None:
         for peer in peers:
             self.outgoing.setdefault(peer, []).append(item)
 
+    def announce(self, peers: Iterable[bytes], item: GossipItem) -> None:
+        for peer in peers:
+            self.haves.setdefault(peer, []).append((item.name, item.seq))
+
+    def want(self, peer: bytes, name: ItemName) -> None:
+        self.wants.setdefault(peer, []).append(name)
+
     def finish(self) -> list[Effect]:
         for peer, items in self.outgoing.items():
-            for start in range(0, len(items), GOSSIP_ITEMS_PER_MESSAGE_MAX):
-                chunk = tuple(items[start : start + GOSSIP_ITEMS_PER_MESSAGE_MAX])
+            for chunk in _chunks(items, GOSSIP_ITEMS_PER_MESSAGE_MAX):
                 self.effects.append(SendToPeer(peer, GossipItems(chunk)))
+        for peer, entries in self.haves.items():
+            for chunk in _chunks(entries, GOSSIP_HAVE_ENTRIES_MAX):
+                self.effects.append(SendToPeer(peer, GossipHave(chunk)))
+        for peer, names in self.wants.items():
+            for chunk in _chunks(names, GOSSIP_WANT_NAMES_MAX):
+                self.effects.append(SendToPeer(peer, GossipWant(chunk)))
         return self.effects
 
 
-class GossipEngine:
-    """One node's gossip state. See the module's rules."""
+def eager_rank(own_key: bytes, item: GossipItem, peer: bytes) -> bytes:
+    """Where ``peer`` stands among ours for a full copy of ``item``: lowest first.
+    Our key is hashed in so that neighbours of one peer rank it independently."""
+    origin, kind, item_id = item.name
+    text = b"%b%b%b\x00%b%d" % (own_key, origin, kind.encode(), item_id, item.seq)
+    return hashlib.blake2b(text + peer, digest_size=8).digest()
 
-    def __init__(self, own_key: bytes, peers: Iterable[bytes], verify: Verify) -> None:
+
+class GossipEngine:
+    """One node's gossip state. See the module's rules.
+
+    ``eager_fanout``: peers a new item goes to in full (the rest get a HAVE);
+    None floods every item to every peer."""
+
+    def __init__(
+        self,
+        own_key: bytes,
+        peers: Iterable[bytes],
+        verify: Verify,
+        eager_fanout: int | None = GOSSIP_EAGER_FANOUT,
+    ) -> None:
+        assert eager_fanout is None or eager_fanout > 0
         self.own_key = own_key
         # A sorted tuple, not a set: the order messages go out must not depend on
         # the process's hash seed (simulations replay byte for byte).
         self.peers = tuple(sorted(set(peers)))
+        self.trusted = frozenset(self.peers)  # membership only, never iterated
         self.verify = verify
+        self.eager_fanout = eager_fanout
         self.items: dict[ItemName, GossipItem] = {}
         self.per_origin: dict[bytes, int] = {}
         self.buckets: dict[bytes, _Bucket] = {}
         self.walks: dict[bytes, _Walk] = {peer: _Walk() for peer in self.peers}
         self.expiries: list[tuple[int, ItemName]] = []  # heap; may hold replaced items
         self.buckets_swept_ms = 0
+        self.wanted: dict[ItemName, _Want] = {}  # oldest WANT first
+        self.wants_per_peer: dict[bytes, int] = {}
 
     def handle(self, event: Input, now_ms: int) -> list[Effect]:
         run = _Pass()
-        if isinstance(event, ReceiveItems):
-            self._receive(run, event.peer, event.items, now_ms)
-        elif isinstance(event, ReceiveDigest):
-            self._answer_digest(run, event.peer, event.digest)
-        elif isinstance(event, ActionPublish):
+        if isinstance(event, ActionPublish):
             self._publish(run, event.item, now_ms)
         elif isinstance(event, PeerConnected):
-            if event.peer in self.peers:
+            if event.peer in self.trusted:
                 self.walks[event.peer] = _Walk()
                 self._round(run, event.peer, now_ms)
-        else:
+        elif isinstance(event, TimerTick):
             self._prune(run, now_ms)
+            self._retry_wants(run, now_ms)
             for peer, walk in self.walks.items():
                 if walk.next_round_ms <= now_ms:
                     self._round(run, peer, now_ms)
+        elif event.peer not in self.trusted:
+            run.effects.append(NotifyRefused(GossipRefusal.UNTRUSTED_PEER, event.peer.hex()))
+        elif isinstance(event, ReceiveItems):
+            self._receive(run, event.peer, event.items, now_ms)
+        elif isinstance(event, ReceiveDigest):
+            self._answer_digest(run, event.peer, event.digest)
+        elif isinstance(event, ReceiveHave):
+            self._receive_have(run, event.peer, event.have, now_ms)
+        else:
+            self._answer_want(run, event.peer, event.want)
         return run.finish()
 
     def held(self) -> dict[ItemName, int]:
@@ -320,9 +473,6 @@ class GossipEngine:
     # --- storing -----------------------------------------------------------------------
 
     def _receive(self, run: _Pass, peer: bytes, items: tuple[GossipItem, ...], now_ms: int) -> None:
-        if peer not in self.peers:
-            run.effects.append(NotifyRefused(GossipRefusal.UNTRUSTED_PEER, peer.hex()))
-            return
         for item in items:
             held = self.items.get(item.name)
             if held is not None and held.seq >= item.seq:
@@ -332,7 +482,18 @@ class GossipEngine:
                 run.effects.append(NotifyRefused(*refusal))
                 continue
             self._store(run, item)
-            run.forward((other for other in self.peers if other != peer), item)
+            self._spread(run, item, [peer, *self._settle_want(item)])
+
+    def _spread(self, run: _Pass, item: GossipItem, holders: list[bytes]) -> None:
+        """Push ``item`` in full to the eager peers, announce it to the others."""
+        targets = [peer for peer in self.peers if peer not in holders]
+        if self.eager_fanout is None or len(targets) <= self.eager_fanout:
+            run.forward(targets, item)
+            return
+        ranked = sorted(targets, key=lambda peer: eager_rank(self.own_key, item, peer))
+        eager = ranked[: self.eager_fanout]
+        run.forward(eager, item)
+        run.announce((peer for peer in targets if peer not in eager), item)
 
     def _publish(self, run: _Pass, item: GossipItem, now_ms: int) -> None:
         held = self.items.get(item.name)
@@ -346,7 +507,7 @@ class GossipEngine:
             run.effects.append(NotifyRefused(*refusal))
             return
         self._store(run, item)
-        run.forward(self.peers, item)
+        self._spread(run, item, [])
 
     def _refusal(self, item: GossipItem, now_ms: int) -> tuple[GossipRefusal, str] | None:
         problem = self._expiry_refusal(item, now_ms) or self._capacity_refusal(item)
@@ -435,9 +596,6 @@ class GossipEngine:
         walk.next_round_ms = now_ms + GOSSIP_ROUND_INTERVAL_MS
 
     def _answer_digest(self, run: _Pass, peer: bytes, digest: GossipDigest) -> None:
-        if peer not in self.peers:
-            run.effects.append(NotifyRefused(GossipRefusal.UNTRUSTED_PEER, peer.hex()))
-            return
         theirs = dict(digest.entries)
         sent = 0
         for name in sorted(self.items):
@@ -451,3 +609,67 @@ class GossipEngine:
             if theirs.get(name, -1) < item.seq:
                 run.forward([peer], item)
                 sent += 1
+
+    # --- lazy pull -----------------------------------------------------------------------
+
+    def _receive_have(self, run: _Pass, peer: bytes, have: GossipHave, now_ms: int) -> None:
+        for name, seq in have.entries:
+            held = self.items.get(name)
+            if held is not None and held.seq >= seq:
+                continue
+            want = self.wanted.get(name)
+            if want is None:
+                self._ask(run, peer, name, seq, [], now_ms)
+                continue
+            want.seq = max(want.seq, seq)
+            known = peer == want.asked or peer in want.others
+            if not known and len(want.others) < GOSSIP_ANNOUNCERS_KEPT_MAX:
+                want.others.append(peer)
+
+    def _ask(
+        self, run: _Pass, peer: bytes, name: ItemName, seq: int, others: list[bytes], now_ms: int
+    ) -> None:
+        """WANT ``name`` from ``peer``, unless a bound says no: anti-entropy then brings it."""
+        asked = self.wants_per_peer.get(peer, 0)
+        if asked >= GOSSIP_WANTS_PER_PEER_MAX or len(self.wanted) >= GOSSIP_WANTED_MAX:
+            return
+        self.wants_per_peer[peer] = asked + 1
+        self.wanted[name] = _Want(seq, peer, now_ms, others)
+        run.want(peer, name)
+
+    def _settle_want(self, item: GossipItem) -> list[bytes]:
+        """``item`` was stored: forget the WANT it answers. Returns the peers that
+        announced it (they need no copy)."""
+        want = self.wanted.get(item.name)
+        if want is None:
+            return []
+        if item.seq >= want.seq:
+            self._forget_want(item.name, want)
+        return [want.asked, *want.others]
+
+    def _forget_want(self, name: ItemName, want: _Want) -> None:
+        del self.wanted[name]
+        left = self.wants_per_peer[want.asked] - 1
+        if left == 0:
+            del self.wants_per_peer[want.asked]
+        else:
+            self.wants_per_peer[want.asked] = left
+
+    def _retry_wants(self, run: _Pass, now_ms: int) -> None:
+        """Ask the next announcer of each WANT left unanswered too long. ``wanted``
+        is ordered by ask time (a retry re-inserts), so the walk stops early."""
+        due = []
+        for name, want in self.wanted.items():
+            if want.asked_ms + GOSSIP_WANT_TIMEOUT_MS > now_ms:
+                break
+            due.append((name, want))
+        for name, want in due:
+            self._forget_want(name, want)
+            if want.others:
+                self._ask(run, want.others[0], name, want.seq, want.others[1:], now_ms)
+
+    def _answer_want(self, run: _Pass, peer: bytes, want: GossipWant) -> None:
+        for name in want.names:
+            item = self.items.get(name)
+            if item is not None:  # gone or never held: ignored, the asker moves on
+                run.forward([peer], item)

@@ -107,6 +107,13 @@ GOSSIP_ROUND_INTERVAL_MS = 10_000  # anti-entropy round with each peer this ofte
 GOSSIP_ORIGIN_BURST_ITEMS = 64  # token bucket per origin: capacity
 GOSSIP_ORIGIN_REFILL_MS = 1_000  # ... and one more token this often
 GOSSIP_ORIGINS_TRACKED_MAX = 10_000  # token buckets kept
+GOSSIP_EAGER_FANOUT = 3  # peers a new item goes to in full; the others get a HAVE of its name
+GOSSIP_HAVE_ENTRIES_MAX = 128  # (name, seq) entries of one HAVE
+GOSSIP_WANT_NAMES_MAX = GOSSIP_ITEMS_PER_MESSAGE_MAX  # names of one WANT: one GOSSIP answers it
+GOSSIP_WANTS_PER_PEER_MAX = 256  # unanswered WANT names towards one peer
+GOSSIP_WANTED_MAX = 10_000  # names we are waiting for, every peer together
+GOSSIP_WANT_TIMEOUT_MS = 1_000  # a WANT unanswered by then goes to the next announcer
+GOSSIP_ANNOUNCERS_KEPT_MAX = 4  # further peers remembered per wanted name
 
 # --- payments (node/payments) ------------------------------------------------------
 PAYMENT_ID_LENGTH_MAX = 64
@@ -156,6 +163,11 @@ assert GOSSIP_ITEMS_PER_MESSAGE_MAX * (GOSSIP_ITEM_BYTES_MAX + 256) < FRAME_BYTE
 assert GOSSIP_DIGEST_ENTRIES_MAX * 128 < FRAME_BYTES_MAX
 assert GOSSIP_ITEMS_PER_ORIGIN_MAX <= GOSSIP_ITEMS_MAX
 assert GOSSIP_ITEMS_PER_MESSAGE_MAX <= GOSSIP_ROUND_ITEMS_MAX
+assert GOSSIP_HAVE_ENTRIES_MAX * 128 < FRAME_BYTES_MAX
+assert GOSSIP_WANT_NAMES_MAX <= GOSSIP_ITEMS_PER_MESSAGE_MAX  # one answer per WANT
+assert GOSSIP_WANTS_PER_PEER_MAX <= GOSSIP_WANTED_MAX
+assert GOSSIP_EAGER_FANOUT > 0
+assert GOSSIP_ROUND_INTERVAL_MS > GOSSIP_WANT_TIMEOUT_MS  # pulls are tried before the safety net
 assert PAYMENT_EXPIRY_DELTA_MS_MIN > CLOCK_SKEW_MS_MAX  # a hop's margin beats clock skew
 assert PAYMENT_EXPIRY_DELTA_MS_MIN <= PAYMENT_EXPIRY_DELTA_MS_MAX
 assert CLOCK_SKEW_MS_MAX < PAYMENT_FINAL_EXPIRY_MS_MIN < PAYMENT_FINAL_DELTA_MS

@@ -55,7 +55,15 @@ from node.codec import (
 from node.codec import (
     valid_unit as valid_unit,
 )
-from node.gossip import GossipDigest, GossipItems, GossipMessage, gossip_from_wire
+from node.gossip import (
+    GOSSIP_MSG_TYPES,
+    GossipDigest,
+    GossipHave,
+    GossipItems,
+    GossipMessage,
+    GossipWant,
+    gossip_from_wire,
+)
 from node.limits import (
     ADDRESS_LENGTH_MAX,
     AMOUNT_MAX,
@@ -184,7 +192,9 @@ def message_to_wire(message: PeerMessage) -> dict[str, Any]:
             "address": message.address,
             "hops": message.hops,
         }
-    if isinstance(message, GossipItems | GossipDigest | InvoiceRequest | InvoiceAnswer):
+    if isinstance(message, GossipItems | GossipDigest | GossipHave | GossipWant):
+        return message.to_wire()
+    if isinstance(message, InvoiceRequest | InvoiceAnswer):
         return message.to_wire()
     if isinstance(message, Resolved):
         out: dict[str, Any] = {"msgType": "RESOLVED", "reqId": message.req_id}
@@ -202,7 +212,7 @@ def message_from_wire(fields: object) -> PeerMessage:
         msg_type = fields.get("msgType")
         if msg_type in ("RESOLVE", "RESOLVED"):
             return _federation_from_wire(fields)
-        if msg_type in ("GOSSIP", "DIGEST"):
+        if msg_type in GOSSIP_MSG_TYPES:
             return gossip_from_wire(fields)
         if msg_type in ("INVOICE_REQUEST", "INVOICE"):
             return invoice_from_wire(fields)
@@ -404,6 +414,10 @@ def message_bytes_bound(message: PeerMessage) -> int:
         return 64 + sum(len(item.body) + 256 for item in message.items)
     if isinstance(message, GossipDigest):
         return 64 + 128 * (len(message.entries) + 2)
+    if isinstance(message, GossipHave):
+        return 64 + 128 * len(message.entries)
+    if isinstance(message, GossipWant):
+        return 64 + 128 * len(message.names)
     if isinstance(message, InvoiceRequest | InvoiceAnswer):
         texts = [message.payment_id, *message.path]
         if isinstance(message, InvoiceRequest):

@@ -26,6 +26,7 @@ from node.gossip import (
     SendToPeer,
     TimerTick,
     gossip_from_wire,
+    receive,
 )
 from node.limits import (
     GOSSIP_DIGEST_ENTRIES_MAX,
@@ -253,13 +254,7 @@ def test_lossy_flapping_mesh_converges_after_faults_stop(
             sender, send = queue.popleft()
             if lossy and (rng.random() < loss or (sender, send.peer) in down):
                 continue
-            message = send.message
-            event = (
-                ReceiveItems(sender, message.items)
-                if isinstance(message, GossipItems)
-                else ReceiveDigest(sender, message)
-            )
-            emit(send.peer, nodes[send.peer].handle(event, now_ms))
+            emit(send.peer, nodes[send.peer].handle(receive(sender, send.message), now_ms))
 
     for step in range(publishes):
         origin = rng.choice(keys)
