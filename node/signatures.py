@@ -36,6 +36,16 @@ KIND_LEDGER_RELEASE = b"ledger-release"  # a validator gives a payer's held fund
 KIND_LEDGER_CREDIT = b"ledger-credit"  # a validator credits a payee paid over the mesh
 KIND_CHAIN_ENTRY = b"chain-entry"  # a validator makes an account-chain entry final
 KIND_ROUTE_ANNOUNCEMENT = b"route-announcement"  # a validator announces a trust edge
+KIND_OFFER = b"offer"  # a maker offers to sell one asset for another
+KIND_OFFER_CANCEL = b"offer-cancel"  # a maker withdraws its offer
+KIND_OFFER_TAKE = b"offer-take"  # a taker takes (part of) an offer
+KIND_OFFER_FILL = b"offer-fill"  # a validator carves a fill's hold out of a reservation
+KIND_OFFER_UNFILL = b"offer-unfill"  # a validator returns a carved hold to its reservation
+KIND_OFFER_CLOSE = b"offer-close"  # a validator closes a reservation, the rest to the maker
+KIND_OFFER_STATUS = b"offer-status"  # a validator states what is left of an offer
+KIND_OFFER_ACCEPTANCE = b"offer-acceptance"  # the maker's validator accepts one take
+KIND_TAKE_FORWARD = b"take-forward"  # the taker's validator sends a take towards the maker's
+KIND_VALIDATOR_ENDORSEMENT = b"validator-endorsement"  # a validator vouches for another's key
 
 
 def sha256(data: bytes) -> bytes:

@@ -355,7 +355,7 @@ class Books:
     def _instruction_refusal(self, signed: object, kind: type) -> _Refused | None:
         if not isinstance(signed, SignedInstruction) or not isinstance(signed.instruction, kind):
             return Refusal.BAD_INSTRUCTION, f"this input takes a signed {kind.__name__}"
-        if not _valid_amount(signed.instruction.amount):
+        if not _valid_amount(getattr(signed.instruction, "amount", None)):
             return Refusal.BAD_AMOUNT, f"an amount is 1..{AMOUNT_MAX}"
         if not _well_formed(signed, signed_instruction_from_wire):
             return Refusal.BAD_INSTRUCTION, "a field is malformed or out of range"
@@ -445,7 +445,9 @@ class Books:
         refusal = self._validator_signed(signed, Credit)
         if refusal is not None:
             return refusal
-        refusal = credit_refusal(self._state, signed, self.asset(signed.instruction.uai))
+        credit = signed.instruction
+        assert isinstance(credit, Credit)
+        refusal = credit_refusal(self._state, signed, self.asset(credit.uai))
         if refusal is not None:
             return refusal
         return entries_of(self._state, signed, now_ms)
@@ -486,6 +488,7 @@ class Books:
         self, signed: SignedInstruction, debited: str, credited: str, now_ms: int
     ) -> EntriesAppended:
         instruction = signed.instruction
+        assert isinstance(instruction, Transfer | Deposit | Withdraw)
         uai, amount = instruction.uai, instruction.amount
         return EntriesAppended(
             (

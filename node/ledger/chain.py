@@ -42,6 +42,7 @@ from typing import Any
 from node.ledger.codec import (
     ZERO_HASH,
     decode_canonical,
+    domain_of,
     is_books,
     issuer_of,
     require_list,
@@ -55,9 +56,16 @@ from node.ledger.signed import (
     CrossTransfer,
     Deposit,
     Instruction,
+    Offer,
+    OfferCancel,
+    OfferClose,
+    OfferFill,
+    OfferInstruction,
+    OfferUnfill,
     Release,
     Settle,
     SignedInstruction,
+    Take,
     ToSign,
     Transfer,
     signed_instruction_from_parts,
@@ -199,12 +207,37 @@ def decode_entry(raw: bytes) -> ChainEntry:
 # --- what an instruction does to a chain ---------------------------------------------------
 
 
+def payer_of(instruction: Instruction) -> str | None:
+    """The customer who signs ``instruction`` (its owner's key signs its entry
+    on that customer's chain), or None when the validator signs it."""
+    if isinstance(instruction, Transfer | CrossTransfer):
+        return instruction.from_ubi
+    if isinstance(instruction, Offer | OfferCancel):
+        return instruction.maker
+    if isinstance(instruction, Take):
+        return instruction.taker
+    return None
+
+
+def same_validator(take: Take) -> bool:
+    """Whether a take's maker and taker bank at the same validator."""
+    return domain_of(take.taker) == domain_of(take.maker)
+
+
 def chains_of(instruction: Instruction) -> tuple[str, ...]:
     """The chains an instruction appends to, in record order (the debited first)."""
     if isinstance(instruction, Transfer):
         return (instruction.from_ubi, instruction.to_ubi)
     if isinstance(instruction, CrossTransfer):
         return (instruction.from_ubi,)
+    if isinstance(instruction, Offer | OfferFill | OfferUnfill | OfferClose):
+        return (instruction.maker,)
+    if isinstance(instruction, OfferCancel):
+        return ()  # a message to the maker's validator, never an entry
+    if isinstance(instruction, Take):
+        if same_validator(instruction):
+            return (instruction.taker, instruction.maker)
+        return (instruction.taker,)
     books = issuer_of(instruction.uai)
     if isinstance(instruction, Deposit | Credit):
         return (books, instruction.ubi)
@@ -215,13 +248,31 @@ def chains_of(instruction: Instruction) -> tuple[str, ...]:
 
 def home_chain(instruction: Instruction) -> str:
     """The chain whose entry counts an instruction's once-only effects (its
-    nonce, spending, totals, holds): the payer's for a transfer, a cross
-    transfer and a release, the issuer's books otherwise."""
-    if isinstance(instruction, Transfer | CrossTransfer):
-        return instruction.from_ubi
+    nonce, spending, totals, holds, reservations): the signing customer's, the
+    maker's for what the validator does with an offer, the payer's for a
+    release, the issuer's books otherwise."""
+    if isinstance(instruction, Transfer | CrossTransfer | Offer | OfferCancel | Take):
+        return nonce_account(instruction)
+    if isinstance(instruction, OfferFill | OfferUnfill | OfferClose):
+        return instruction.maker
     if isinstance(instruction, Release):
         return instruction.ubi
     return issuer_of(instruction.uai)
+
+
+def _offer_deltas(ubi: str, instruction: Instruction) -> AssetAmounts:
+    if isinstance(instruction, Offer):
+        return ((instruction.sell_uai, -instruction.reserved),)
+    if isinstance(instruction, Take):
+        if not same_validator(instruction):
+            return ((instruction.buy_uai, -instruction.held),)
+        if ubi == instruction.maker:
+            return ((instruction.buy_uai, instruction.pay),)
+        deltas = {instruction.sell_uai: instruction.amount, instruction.buy_uai: -instruction.pay}
+        return tuple(sorted(deltas.items()))
+    if isinstance(instruction, OfferClose) and instruction.returned:
+        return ((instruction.uai, instruction.returned),)
+    return ()  # a fill or an unfill moves money between a reservation and a hold
 
 
 def expected_deltas(ubi: str, signed: SignedInstruction) -> AssetAmounts | None:
@@ -231,6 +282,8 @@ def expected_deltas(ubi: str, signed: SignedInstruction) -> AssetAmounts | None:
     chains = chains_of(instruction)
     if ubi not in chains or len(set(chains)) != len(chains):
         return None
+    if isinstance(instruction, OfferInstruction):
+        return _offer_deltas(ubi, instruction)
     uai = instruction.uai
     if isinstance(instruction, Transfer):
         amount = instruction.amount
@@ -251,11 +304,13 @@ def expected_deltas(ubi: str, signed: SignedInstruction) -> AssetAmounts | None:
 
 
 def nonce_account(instruction: Instruction) -> str:
-    """Whose nonces an instruction uses: the payer's for a transfer or a cross
-    transfer, the issuer's books for what the validator signs. Each account's
-    nonces strictly increase, so every instruction is applied at most once."""
-    if isinstance(instruction, Transfer | CrossTransfer):
-        return instruction.from_ubi
+    """Whose nonces an instruction uses: the signing customer's, or the issuer's
+    books for what the validator signs. Each account's nonces strictly
+    increase, so every instruction is applied at most once."""
+    if isinstance(instruction, Transfer | CrossTransfer | Offer | OfferCancel | Take):
+        payer = payer_of(instruction)
+        assert payer is not None
+        return payer
     return issuer_of(instruction.uai)
 
 
@@ -333,8 +388,9 @@ def _instruction_problem(walk: _Walk, body: EntryBody) -> tuple[str, str] | None
     instruction = signed.instruction
     if not signed.verifies():
         return "instruction-signature", "the instruction's signature does not verify"
-    if isinstance(instruction, Transfer | CrossTransfer):
-        if body.ubi == instruction.from_ubi:
+    payer = payer_of(instruction)
+    if payer is not None:
+        if body.ubi == payer:
             owner = walk.owner_key if walk.owner_key is not None else signed.signer_key
             if signed.signer_key != owner:
                 return "wrong-signer", "a debit not signed by the account's owner"

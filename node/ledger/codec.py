@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from node.codec import DecodeError, require_str
@@ -36,6 +37,15 @@ from node.limits import (
 )
 
 ZERO_HASH = bytes(32)
+
+
+@dataclass(frozen=True, slots=True)
+class ToSign:
+    """The exact bytes to sign and their kind: ``NodeKey.sign(kind, payload)``."""
+
+    kind: bytes
+    payload: bytes
+
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN_PATTERN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from node.ledger.codec import ToSign as ToSign
 from node.ledger.codec import (
     decode_canonical,
     require_address,
@@ -31,6 +32,16 @@ from node.ledger.codec import (
     require_type,
     require_uai,
 )
+from node.ledger.signed_offers import CLOSE_REASONS as CLOSE_REASONS
+from node.ledger.signed_offers import OFFER_TYPES, offer_instruction_from_wire
+from node.ledger.signed_offers import Offer as Offer
+from node.ledger.signed_offers import OfferCancel as OfferCancel
+from node.ledger.signed_offers import OfferClose as OfferClose
+from node.ledger.signed_offers import OfferFill as OfferFill
+from node.ledger.signed_offers import OfferInstruction as OfferInstruction
+from node.ledger.signed_offers import OfferUnfill as OfferUnfill
+from node.ledger.signed_offers import Take as Take
+from node.ledger.signed_offers import pay_for as pay_for
 from node.limits import (
     AMOUNT_MAX,
     ASSET_DECIMALS_MAX,
@@ -57,14 +68,6 @@ from node.signatures import (
 from node.wire import TIME_MS_MAX, DecodeError, pack, require_bytes, require_int, require_str
 
 DOCUMENT_BYTES_MAX = INSTRUCTION_BYTES_MAX + PUBLIC_KEY_BYTES + SIGNATURE_BYTES + 16
-
-
-@dataclass(frozen=True, slots=True)
-class ToSign:
-    """The exact bytes to sign and their kind: ``NodeKey.sign(kind, payload)``."""
-
-    kind: bytes
-    payload: bytes
 
 
 def _key(value: object, name: str) -> bytes:
@@ -477,10 +480,28 @@ class Credit:
         return ToSign(self.KIND, pack(self.to_wire()))
 
 
-Instruction = Transfer | Deposit | Withdraw | CrossTransfer | Settle | Release | Credit
+Instruction = (
+    Transfer
+    | Deposit
+    | Withdraw
+    | CrossTransfer
+    | Settle
+    | Release
+    | Credit
+    | Offer
+    | OfferCancel
+    | Take
+    | OfferFill
+    | OfferUnfill
+    | OfferClose
+)
 HoldEnd = Settle | Release
 ValidatorInstruction = Deposit | Withdraw | Settle | Release | Credit
 """Instructions the validator signs as issuer (its books' nonces)."""
+OfferAction = OfferFill | OfferUnfill | OfferClose
+"""Instructions the maker's validator signs about an offer's reservation (its books' nonces)."""
+UserInstruction = Transfer | CrossTransfer | Offer | OfferCancel | Take
+"""Instructions a customer signs (its own nonces)."""
 
 _TRANSFER_FIELDS = frozenset({"type", "from", "to", "uai", "amount", "nonce", "created_ms"})
 _ISSUE_FIELDS = frozenset({"type", "ubi", "uai", "amount", "nonce"})
@@ -582,6 +603,8 @@ def instruction_from_wire(obj: object) -> Instruction:
         return _hold_end(obj, kind)
     if kind == Credit.TYPE:
         return _credit(obj)
+    if kind in OFFER_TYPES:
+        return offer_instruction_from_wire(obj)
     raise DecodeError("unknown-type", f"instruction type {kind!r}")
 
 

@@ -39,6 +39,7 @@ from node.ledger.signed import (
     Credit,
     CrossTransfer,
     Deposit,
+    OfferInstruction,
     Release,
     Settle,
     SignedFederationRecord,
@@ -199,6 +200,8 @@ class BooksState:
             return  # the other chain of the instruction records the rest
         account = nonce_account(instruction)
         self.nonces[account] = max(self.nonces.get(account, 0), instruction.nonce)
+        if isinstance(instruction, OfferInstruction):
+            return
         totals = self.totals[instruction.uai]
         if isinstance(instruction, Transfer | CrossTransfer):
             self._count_spending(body.ubi, instruction.uai, instruction.amount, body.appended_at_ms)
