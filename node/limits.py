@@ -181,3 +181,30 @@ assert PAYMENT_EXPIRY_DELTA_MS_MIN <= ROUTING_EXPIRY_DELTA_MS_DEFAULT
 assert ROUTING_EXPIRY_DELTA_MS_DEFAULT <= PAYMENT_EXPIRY_DELTA_MS_MAX
 assert ROUTING_FEE_PPM_DEFAULT <= PAYMENT_FEE_PPM_MAX
 assert MAX_FEE_PPM_DEFAULT <= PAYMENT_FEE_PPM_MAX
+
+# --- offers core (node/offers) OFFERS-GOSSIP ---------------------------------------------
+ENDORSEMENT_DEPTH_MAX = 4  # endorsements between us and the farthest validator key we accept
+ENDORSEMENT_LIFETIME_MS_MAX = 24 * 3600 * 1000  # an endorsement may not claim to last longer
+ENDORSEMENT_BYTES_MAX = 1_024  # an endorsement's signed payload
+ENDORSEMENTS_KEPT_MAX = 10_000  # endorsements one node's trust holds, every endorser together
+OFFER_STATUS_BYTES_MAX = 1_024  # an offer status's signed payload, a cancel inside included
+OFFERS_LIVE_PER_MAKER_MAX = 100  # live offers of one maker in a node's book
+OFFERS_LIVE_PER_VALIDATOR_MAX = 1_000  # live offers of one validator's customers in a book
+OFFER_BOOK_RESULTS_MAX = 1_000  # entries one book search returns
+ACCEPTANCE_BYTES_MAX = 1_024  # a maker validator's signed acceptance payload
+OFFER_EVIDENCE_ACCEPTANCES_MAX = 64  # acceptances one overfill evidence file may carry
+OFFER_EVIDENCE_BYTES_MAX = 128 * 1024
+assert 1 <= ENDORSEMENT_DEPTH_MAX
+assert ENDORSEMENT_LIFETIME_MS_MAX <= GOSSIP_ITEM_LIFETIME_MS_MAX
+assert ENDORSEMENT_BYTES_MAX + SIGNATURE_BYTES + 16 <= GOSSIP_ITEM_BYTES_MAX
+assert ENDORSEMENTS_KEPT_MAX <= GOSSIP_ITEMS_MAX
+assert 0 < OFFERS_LIVE_PER_MAKER_MAX <= OFFERS_LIVE_PER_VALIDATOR_MAX
+assert OFFERS_LIVE_PER_VALIDATOR_MAX <= GOSSIP_ITEMS_PER_ORIGIN_MAX  # each is one item of M
+assert 2 <= OFFER_EVIDENCE_ACCEPTANCES_MAX  # an overfill is provable with two acceptances
+assert (
+    OFFER_EVIDENCE_ACCEPTANCES_MAX * (ACCEPTANCE_BYTES_MAX + SIGNATURE_BYTES + 16)
+    + INSTRUCTION_BYTES_MAX
+    + 256
+    <= OFFER_EVIDENCE_BYTES_MAX
+)
+# --- end OFFERS-GOSSIP
