@@ -28,10 +28,22 @@ Theory of operation:
   amount). When the parts add up to the amount, all are accepted with the
   invoice's preimage; until then they are held, and rejected (``timeout``)
   when the invoice expires.
+- Preset conditions (exchanges, docs/PAYMENTS.md): ``ActionInvoice`` makes an
+  invoice whose preimage the shell drew, with no request; ``ActionExpect`` one
+  whose preimage we do not know: its parts are held, ``NotifyHeld`` says when
+  they add up, and they are accepted as soon as the preimage is learned (our
+  payment with that condition succeeded, or ``ActionReveal``). An expectation
+  does not time out while our payment with its condition is pending or
+  succeeded: once we may have revealed the preimage, what we hold is ours to
+  claim. ``ActionAbandon`` rejects what an invoice holds and all later parts.
+  ``ActionPay`` with a condition proposes at once, with no invoice request,
+  never a part whose first transfer expires after ``latest_expiry_ms``.
 - Restart: the shell feeds IncomingConditional for every pending incoming
   conditional of its SNAP ledgers; one the core already decided gets its
   decision again. TimerTick re-derives what is owed: an open incoming whose
-  downstream is closed is accepted (preimage) or rejected upstream.
+  downstream is closed is accepted (preimage) or rejected upstream; an
+  invoice whose held parts add up is accepted if its preimage is known, else
+  ``NotifyHeld`` is repeated once.
 - Pure: time is ``now_ms``; randomness arrives in inputs (``fresh_preimage``).
 """
 
@@ -39,22 +51,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from node.codec import valid_unit
 from node.limits import (
     AMOUNT_MAX,
     HASH_BYTES,
     PAYMENT_EXPIRY_MS_MAX,
     PAYMENT_FINAL_DELTA_MS,
-    PAYMENT_FINAL_EXPIRY_MS_MIN,
-    PAYMENT_ID_LENGTH_MAX,
     PAYMENT_INVOICE_LIFETIME_MS,
     PAYMENT_INVOICE_RETRY_MS,
     PAYMENT_PENDING_PER_PEER_MAX,
 )
+from node.payments.checks import abandon_problem, invoice_problem, pay_problem, payee_problem
 from node.payments.events import (
     FINAL_FAILURES,
     AcceptIncoming,
+    ActionAbandon,
+    ActionExpect,
+    ActionInvoice,
     ActionPay,
+    ActionReveal,
     Effect,
     Failure,
     IncomingClosed,
@@ -62,8 +76,10 @@ from node.payments.events import (
     IncomingFinal,
     IncomingOpened,
     Input,
+    InvoiceAbandoned,
     InvoiceCreated,
     InvoiceLearned,
+    NotifyHeld,
     NotifyPayment,
     NotifyReceived,
     NotifyRefused,
@@ -83,8 +99,15 @@ from node.payments.events import (
     SendToPeer,
 )
 from node.payments.messages import InvoiceAnswer, InvoiceRequest, RouteHop
-from node.payments.routing import HopPolicy, RouteGraph
-from node.payments.state import Incoming, IncomingKey, Payment, PaymentState, failed_edge
+from node.payments.routing import HopPolicy, Path, RouteGraph
+from node.payments.state import (
+    Incoming,
+    IncomingKey,
+    Invoice,
+    Payment,
+    PaymentState,
+    failed_edge,
+)
 from node.signatures import sha256
 
 AvailableCredit = Callable[[str, str], int]
@@ -126,6 +149,12 @@ class PaymentCore:
         self._effects = []
         if isinstance(event, ActionPay):
             self._pay(event, now_ms)
+        elif isinstance(event, ActionInvoice | ActionExpect):
+            self._make_invoice(event, now_ms)
+        elif isinstance(event, ActionReveal):
+            self._reveal(event, now_ms)
+        elif isinstance(event, ActionAbandon):
+            self._abandon(event)
         elif isinstance(event, ReceiveInvoiceRequest):
             self._on_invoice_request(event, now_ms)
         elif isinstance(event, ReceiveInvoiceAnswer):
@@ -152,7 +181,7 @@ class PaymentCore:
         if known is not None:
             self._notify(known)
             return
-        problem = self._pay_problem(action, now_ms)
+        problem = pay_problem(action, self.own_domain, self.state, now_ms)
         if problem is not None:
             self._effects.append(NotifyRefused("bad-payment", problem))
             return
@@ -165,22 +194,16 @@ class PaymentCore:
             action.max_fee,
             action.deadline_ms,
             action.hold_id,
+            action.condition,
+            action.final_delta_ms,
+            action.latest_expiry_ms,
         )
         self._record(started)
-        self._request_invoice(self.state.payments[action.payment_id], now_ms)
-
-    def _pay_problem(self, action: ActionPay, now_ms: int) -> str | None:
-        if not 0 < len(action.payment_id) <= PAYMENT_ID_LENGTH_MAX:
-            return f"a payment id is 1..{PAYMENT_ID_LENGTH_MAX} characters"
-        if not 0 < action.amount <= AMOUNT_MAX or not 0 <= action.max_fee <= AMOUNT_MAX:
-            return "amount and max_fee must be in range"
-        if not valid_unit(action.unit):
-            return f"unit {action.unit!r} is not like '1E-2 USD'"
-        if action.payee_domain == self.own_domain:
-            return "the payee banks here: not a cross-validator payment"
-        if action.deadline_ms <= now_ms:
-            return "the deadline has passed"
-        return None
+        payment = self.state.payments[action.payment_id]
+        if payment.condition is None:
+            self._request_invoice(payment, now_ms)
+        else:
+            self._attempt(payment, now_ms)
 
     def _request_invoice(self, payment: Payment, now_ms: int) -> None:
         started = payment.started
@@ -248,18 +271,10 @@ class PaymentCore:
             self._fail_when_idle(payment, code, last_edge)
             return
         fee_left = started.max_fee - sum(part.amount - state.delivered(part) for part in live)
-        found = self.graph.find(
-            started.payee_domain,
-            missing,
-            started.unit,
-            now_ms + PAYMENT_FINAL_DELTA_MS,
-            fee_left,
-            self.available_credit,
-            frozenset(payment.avoid),
-            now_ms,
-        )
+        found = self._find(payment, missing, fee_left, now_ms)
         if isinstance(found, str):
-            code = last_code if last_code and found != Failure.FEE_TOO_HIGH else found
+            keep_last = last_code and found not in (Failure.FEE_TOO_HIGH, Failure.EXPIRY_TOO_FAR)
+            code = last_code if keep_last else found
             self._fail_when_idle(payment, code, last_edge)
             return
         for path in found:
@@ -279,6 +294,29 @@ class PaymentCore:
                 )
             )
         self._notify(payment)
+
+    def _find(
+        self, payment: Payment, missing: int, fee_left: int, now_ms: int
+    ) -> tuple[Path, ...] | str:
+        """Paths for ``missing``; ``expiry-too-far`` if one would outlive ``latest_expiry_ms``."""
+        started = payment.started
+        final_delta_ms = started.final_delta_ms or PAYMENT_FINAL_DELTA_MS
+        found = self.graph.find(
+            started.payee_domain,
+            missing,
+            started.unit,
+            now_ms + final_delta_ms,
+            fee_left,
+            self.available_credit,
+            frozenset(payment.avoid),
+            now_ms,
+        )
+        latest_ms = started.latest_expiry_ms
+        if isinstance(found, str) or latest_ms is None:
+            return found
+        if any(path.hops[0].expires_at_ms > latest_ms for path in found):
+            return Failure.EXPIRY_TOO_FAR
+        return found
 
     def _last_failure(self, payment: Payment) -> str | None:
         closed = [self.state.outgoing[r] for r in payment.parts if self.state.outgoing[r].closed]
@@ -402,7 +440,7 @@ class PaymentCore:
         if event.route:
             code, edge = self._forward_problem(event, now_ms)
         else:
-            code, edge = self._payee_problem(event, now_ms), (event.peer, self.own_domain)
+            code, edge = payee_problem(event, self.state, now_ms), (event.peer, self.own_domain)
         if code is not None:
             reason = rejection(code, *edge)
             self._effects.append(RejectIncoming(event.peer, event.msg_id, reason))
@@ -472,29 +510,6 @@ class PaymentCore:
             )
         )
 
-    def _payee_problem(self, event: IncomingConditional, now_ms: int) -> str | None:
-        invoice = self.state.invoices.get(event.condition)
-        if invoice is None:
-            return Failure.UNKNOWN_INVOICE
-        created = invoice.created
-        if event.unit != created.unit:
-            return Failure.WRONG_UNIT
-        if invoice.paid:
-            return Failure.ALREADY_PAID
-        if created.expires_ms <= now_ms:
-            return Failure.TIMEOUT
-        if event.expires_at_ms - now_ms < PAYMENT_FINAL_EXPIRY_MS_MIN:
-            return Failure.EXPIRY_TOO_SHORT
-        if event.expires_at_ms > now_ms + PAYMENT_EXPIRY_MS_MAX:
-            return Failure.EXPIRY_TOO_FAR
-        if self._held(invoice.created.condition) + event.amount > created.amount:
-            return Failure.AMOUNT_MISMATCH
-        return None
-
-    def _held(self, condition: bytes) -> int:
-        parts = [self.state.incoming[key] for key in self.state.invoices[condition].parts]
-        return sum(part.amount for part in parts if not part.closed)
-
     def _hold_part(self, event: IncomingConditional, now_ms: int) -> None:
         self._record(
             IncomingOpened(
@@ -507,21 +522,95 @@ class PaymentCore:
                 None,
             )
         )
-        invoice = self.state.invoices[event.condition]
-        if self._held(event.condition) < invoice.created.amount:
+        self._complete(self.state.invoices[event.condition], now_ms, repeat=False)
+
+    def _complete(self, invoice: Invoice, now_ms: int, *, repeat: bool) -> None:
+        """Parts that add up are accepted with the preimage, or, for an expectation
+        whose preimage is unknown, announced (NotifyHeld; once per restart if ``repeat``)."""
+        state, created = self.state, invoice.created
+        held = state.held_parts(invoice)
+        if invoice.abandoned or state.held(invoice) < created.amount:
             return
-        open_parts = [k for k in invoice.parts if not self.state.incoming[k].closed]
-        if any(self.state.incoming[k].expires_at_ms <= now_ms for k in open_parts):
+        expiries = [state.incoming[key].expires_at_ms for key in held]
+        if min(expiries) <= now_ms:
             return  # SNAP rejects the expired part; the rest wait for a replacement
-        for peer, msg_id in open_parts:
+        preimage = state.preimages.get(created.condition)
+        if preimage is None:
+            if not (repeat and invoice.held_notified):
+                invoice.held_notified = True  # volatile: a restart announces once more
+                notice = NotifyHeld(
+                    created.condition, created.payment_id, created.payer, min(expiries)
+                )
+                self._effects.append(notice)
+            return
+        for peer, msg_id in held:
             self._record(IncomingClosed(peer, msg_id, True, None))
-            self._effects.append(AcceptIncoming(peer, msg_id, invoice.created.preimage))
-        created = invoice.created
+            self._effects.append(AcceptIncoming(peer, msg_id, preimage))
         self._effects.append(
             NotifyReceived(
                 created.payer, created.payment_id, created.payee, created.amount, created.unit
             )
         )
+
+    # --- preset invoices and expectations (exchanges) ----------------------------------------
+
+    def _make_invoice(self, action: ActionInvoice | ActionExpect, now_ms: int) -> None:
+        known = self.state.invoice_by_request.get((action.payer, action.payment_id))
+        if known is not None:
+            if known != action.condition:
+                detail = "this payer's payment id has another invoice"
+                self._effects.append(NotifyRefused("bad-invoice", detail))
+            return
+        preimage = action.preimage if isinstance(action, ActionInvoice) else None
+        problem = invoice_problem(action, preimage, self.own_domain, self.state, now_ms)
+        if problem is None and not self.payee_known(action.payee, action.unit):
+            problem = str(Failure.UNKNOWN_PAYEE)
+        if problem is not None:
+            self._effects.append(NotifyRefused("bad-invoice", problem))
+            return
+        created = InvoiceCreated(
+            action.condition,
+            preimage,
+            action.payer,
+            action.payment_id,
+            action.payee,
+            action.amount,
+            action.unit,
+            action.expires_ms,
+        )
+        self._record(created)
+
+    def _reveal(self, action: ActionReveal, now_ms: int) -> None:
+        if len(action.preimage) != HASH_BYTES or sha256(action.preimage) != action.condition:
+            detail = "the preimage does not hash to the condition"
+            self._effects.append(NotifyRefused("bad-reveal", detail))
+        elif action.condition not in self.state.invoices:
+            self._effects.append(NotifyRefused("bad-reveal", "no invoice has this condition"))
+        else:
+            self._learn_preimage(action.condition, action.preimage, now_ms)
+
+    def _learn_preimage(self, condition: bytes, preimage: bytes, now_ms: int) -> None:
+        """Record a preimage first of all; an invoice waiting for it takes what it holds."""
+        if condition not in self.state.preimages:
+            self._record(PreimageLearned(condition, preimage))
+        invoice = self.state.invoices.get(condition)
+        if invoice is not None:
+            self._complete(invoice, now_ms, repeat=False)
+
+    def _abandon(self, action: ActionAbandon) -> None:
+        invoice = self.state.invoices.get(action.condition)
+        problem = abandon_problem(action, invoice, self.state)
+        if problem is not None:
+            self._effects.append(NotifyRefused("bad-abandon", problem))
+            return
+        assert invoice is not None
+        if invoice.abandoned:
+            return
+        self._record(InvoiceAbandoned(action.condition, action.reason))
+        for key in self.state.held_parts(invoice):
+            reason = rejection(Failure.ABANDONED, key[0], self.own_domain)
+            self._record(IncomingClosed(*key, False, reason))
+            self._effects.append(RejectIncoming(*key, reason))
 
     def _on_incoming_final(self, event: IncomingFinal) -> None:
         incoming = self.state.incoming.get((event.peer, event.msg_id))
@@ -540,6 +629,7 @@ class PaymentCore:
             if outgoing.condition not in self.state.preimages:
                 self._record(PreimageLearned(outgoing.condition, preimage))
             self._record(OutgoingClosed(event.ref, True, None))
+            self._learn_preimage(outgoing.condition, preimage, now_ms)
         else:
             reason = event.reason or ""
             if failed_edge(reason)[1] is None:  # SNAP's own rejection: this edge failed
@@ -580,15 +670,21 @@ class PaymentCore:
     # --- time ----------------------------------------------------------------------------
 
     def _tick(self, now_ms: int) -> None:
+        holding: dict[bytes, Invoice] = {}
         for key, incoming in list(self.state.incoming.items()):
             if incoming.closed:
                 continue
             if incoming.downstream_ref is not None:
                 self._settle_upstream(key)
-            elif self.state.invoices[incoming.condition].created.expires_ms <= now_ms:
-                reason = rejection(Failure.TIMEOUT, incoming.peer, self.own_domain)
-                self._record(IncomingClosed(*key, False, reason))
-                self._effects.append(RejectIncoming(*key, reason))
+            else:
+                holding[incoming.condition] = self.state.invoices[incoming.condition]
+        for invoice in holding.values():
+            self._complete(invoice, now_ms, repeat=True)
+            if invoice.created.expires_ms <= now_ms and not self.state.claimable(invoice):
+                for key in self.state.held_parts(invoice):
+                    reason = rejection(Failure.TIMEOUT, key[0], self.own_domain)
+                    self._record(IncomingClosed(*key, False, reason))
+                    self._effects.append(RejectIncoming(*key, reason))
         for payment in list(self.state.payments.values()):
             if payment.status is not PaymentStatus.PENDING:
                 continue

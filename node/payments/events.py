@@ -1,13 +1,16 @@
 """Inputs, effects and records of the payment core.
 
 Rules:
-- Inputs: ``Action*`` (the node or a customer wants something),
+- Inputs: ``Action*`` (the node or a customer wants something; ``ActionInvoice``,
+  ``ActionExpect``, ``ActionReveal``, ``ActionAbandon`` and a preset condition in
+  ``ActionPay`` are the exchange's, see docs/PAYMENTS.md "Preset conditions"),
   ``Receive*`` (invoice messages from a peer), ``Incoming*``/``Outgoing*``
   (what the SNAP ledgers report about conditional transfers), ``TimerTick``.
 - Effects, in the order the shell must carry them out: ``PersistRecord`` (make
   it durable before anything after it leaves the node), ``ProposeConditional``,
   ``AcceptIncoming``, ``RejectIncoming`` (fed to the SNAP ledger of that peer),
-  ``SendToPeer`` (invoice messages), ``Notify*``.
+  ``SendToPeer`` (invoice messages), ``Notify*`` (``NotifyHeld``: an
+  expectation's parts add up; the shell may ignore repeats).
 - Records are the only state changes of the core; replaying them rebuilds it.
 - A rejection reason on the wire is ``code@source>target``: the failure code
   and the SNAP edge that failed, so the payer learns which edge to avoid.
@@ -18,7 +21,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from node.limits import PAYMENT_EXPIRY_MS_MAX
 from node.payments.messages import InvoiceMessage, Route, RouteHop
+
+# The longest time a payment may give its payee's transfer (ActionPay.final_delta_ms):
+# half of the longest expiry, so the other leg of an exchange fits before it.
+FINAL_DELTA_MS_MAX = PAYMENT_EXPIRY_MS_MAX // 2
 
 
 class Failure(enum.StrEnum):
@@ -40,6 +48,7 @@ class Failure(enum.StrEnum):
     TIMEOUT = "timeout"
     NOT_PROPOSED = "not-proposed"  # recovery: SNAP never recorded the proposal
     REJECTED = "rejected"  # a SNAP rejection with no payment code (credit-limit...)
+    ABANDONED = "abandoned"  # the payee's validator gave the invoice up (ActionAbandon)
 
 
 # Failures the payer does not retry over another path: the payee said no.
@@ -51,6 +60,7 @@ FINAL_FAILURES = frozenset(
         Failure.AMOUNT_MISMATCH,
         Failure.ALREADY_PAID,
         Failure.TIMEOUT,
+        Failure.ABANDONED,
     }
 )
 
@@ -67,7 +77,13 @@ class PaymentStatus(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class ActionPay:
     """Pay ``amount`` to ``payee`` (an address at ``payee_domain``, or that domain).
-    The shell has put the payer's funds on hold ``hold_id``. Idempotent by id."""
+    The shell has put the payer's funds on hold ``hold_id``. Idempotent by id.
+
+    ``condition``: preset (an exchange's leg): no invoice request, parts are
+    proposed at once and tried until the deadline. ``final_delta_ms``: how long
+    the payee's transfer is given (default PAYMENT_FINAL_DELTA_MS, at most
+    PAYMENT_EXPIRY_MS_MAX // 2). ``latest_expiry_ms``: no part whose first
+    transfer expires later is proposed (``expiry-too-far`` if no path fits)."""
 
     payment_id: str
     payee: str
@@ -77,6 +93,58 @@ class ActionPay:
     max_fee: int
     deadline_ms: int
     hold_id: str | None
+    condition: bytes | None = None
+    final_delta_ms: int | None = None
+    latest_expiry_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionInvoice:
+    """Make an invoice without an invoice request: the shell drew ``preimage`` (an
+    exchange's taker). Idempotent by (payer, payment_id); refused if ``condition``
+    is not sha256(preimage) or is another invoice's."""
+
+    condition: bytes
+    preimage: bytes
+    payer: str
+    payment_id: str
+    payee: str
+    amount: int
+    unit: str
+    expires_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActionExpect:
+    """An invoice whose preimage we do not know (an exchange's maker): parts are
+    checked and held like an invoice's; when they add up, ``NotifyHeld``; they are
+    accepted once the preimage is learned (PreimageLearned, ActionReveal)."""
+
+    condition: bytes
+    payer: str
+    payment_id: str
+    payee: str
+    amount: int
+    unit: str
+    expires_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActionReveal:
+    """The shell learned the preimage of an invoice's condition another way."""
+
+    condition: bytes
+    preimage: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ActionAbandon:
+    """Give up the invoice of ``condition``: reject what it holds (``abandoned``)
+    and every later part. Refused once the invoice is paid, and for an expectation
+    while a payment of ours with that condition is pending or succeeded."""
+
+    condition: bytes
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +203,10 @@ class TimerTick:
 
 Input = (
     ActionPay
+    | ActionInvoice
+    | ActionExpect
+    | ActionReveal
+    | ActionAbandon
     | ReceiveInvoiceRequest
     | ReceiveInvoiceAnswer
     | IncomingConditional
@@ -209,6 +281,19 @@ class NotifyReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class NotifyHeld:
+    """An expectation's held parts add up to its amount: the payer cannot take
+    them back before ``min_expires_at_ms`` (the earliest expiry among them).
+    Emitted each time they come to add up, and once by the first tick after a
+    restart while still undecided; the shell ignores repeats."""
+
+    condition: bytes
+    payment_id: str
+    payer: str
+    min_expires_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class NotifyRefused:
     reason: str
     detail: str
@@ -219,6 +304,10 @@ class NotifyRefused:
 
 @dataclass(frozen=True, slots=True)
 class PaymentStarted:
+    """With ``condition`` (preset) the payment has its condition from the start
+    and the invoice's expiry is the deadline. The three last fields are absent
+    from the log when None."""
+
     payment_id: str
     payee: str
     payee_domain: str
@@ -227,6 +316,9 @@ class PaymentStarted:
     max_fee: int
     deadline_ms: int
     hold_id: str | None
+    condition: bytes | None = None
+    final_delta_ms: int | None = None
+    latest_expiry_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,14 +338,25 @@ class PaymentEnded:
 
 @dataclass(frozen=True, slots=True)
 class InvoiceCreated:
+    """``preimage`` None: an expectation (ActionExpect); its preimage, once
+    learned, is a PreimageLearned of the condition."""
+
     condition: bytes
-    preimage: bytes
+    preimage: bytes | None
     payer: str
     payment_id: str
     payee: str
     amount: int
     unit: str
     expires_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceAbandoned:
+    """ActionAbandon: the invoice refuses every part from now on."""
+
+    condition: bytes
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +416,7 @@ Record = (
     | InvoiceLearned
     | PaymentEnded
     | InvoiceCreated
+    | InvoiceAbandoned
     | PreimageLearned
     | OutgoingOpened
     | OutgoingClosed
@@ -334,5 +438,6 @@ Effect = (
     | SendToPeer
     | NotifyPayment
     | NotifyReceived
+    | NotifyHeld
     | NotifyRefused
 )

@@ -6,7 +6,12 @@ Rules:
   raises ``DecodeError`` on anything ``record_to_wire`` could not have written
   (unknown kind, missing or unknown field, a value of the wrong type or out of
   range, a preimage that does not hash to its condition).
-- One decoder per field name: a name means the same thing in every record.
+- One decoder per field name: a name means the same thing in every record
+  (``_FIELD_DECODER`` names the few exceptions).
+- A field in ``_OMITTED_WHEN_NONE`` (added after logs existed) is left out
+  when None, so older logs still decode; written as None it is refused.
+- An expectation's InvoiceCreated has ``preimage`` None; any other preimage
+  must hash to its condition.
 """
 
 from __future__ import annotations
@@ -30,13 +35,16 @@ from node.limits import (
     AMOUNT_MAX,
     HASH_BYTES,
     NAME_LENGTH_MAX,
+    PAYMENT_FINAL_DELTA_MS,
     PAYMENT_ID_LENGTH_MAX,
     REASON_LENGTH_MAX,
     UNIT_LENGTH_MAX,
 )
 from node.payments.events import (
+    FINAL_DELTA_MS_MAX,
     IncomingClosed,
     IncomingOpened,
+    InvoiceAbandoned,
     InvoiceCreated,
     InvoiceLearned,
     OutgoingClosed,
@@ -56,6 +64,7 @@ _KINDS: dict[str, type[Record]] = {
     "invoice-learned": InvoiceLearned,
     "payment-ended": PaymentEnded,
     "invoice-created": InvoiceCreated,
+    "invoice-abandoned": InvoiceAbandoned,
     "preimage-learned": PreimageLearned,
     "outgoing-opened": OutgoingOpened,
     "outgoing-closed": OutgoingClosed,
@@ -68,6 +77,7 @@ RECORD_TYPES = (
     InvoiceLearned,
     PaymentEnded,
     InvoiceCreated,
+    InvoiceAbandoned,
     PreimageLearned,
     OutgoingOpened,
     OutgoingClosed,
@@ -145,17 +155,31 @@ _DECODERS: dict[str, Callable[[object, str], Any]] = {
     "upstream_peer": _optional(_text(NAME_LENGTH_MAX)),
     "upstream_msg_id": _optional(_integer(MSG_ID_MAX)),
     "downstream_ref": _optional(_integer(MSG_ID_MAX)),
+    "final_delta_ms": _integer(FINAL_DELTA_MS_MAX, PAYMENT_FINAL_DELTA_MS),
+    "latest_expiry_ms": _integer(TIME_MS_MAX),
+    "preimage_or_none": _optional(_hash),
+    "reason_given": _text(REASON_LENGTH_MAX),
 }
-# A forwarded OutgoingOpened has no payment id.
 _FIELD_DECODER: dict[tuple[type[Record], str], str] = {
-    (OutgoingOpened, "payment_id"): "payment_id_or_none"
+    (OutgoingOpened, "payment_id"): "payment_id_or_none",  # a forwarded one has none
+    (InvoiceCreated, "preimage"): "preimage_or_none",  # an expectation's
+    (InvoiceAbandoned, "reason"): "reason_given",
 }
+_OMITTED_WHEN_NONE = frozenset(
+    {
+        (PaymentStarted, "condition"),
+        (PaymentStarted, "final_delta_ms"),
+        (PaymentStarted, "latest_expiry_ms"),
+    }
+)
 
 
 def record_to_wire(record: Record) -> dict[str, Any]:
     out: dict[str, Any] = {KIND_FIELD: _KIND_OF[type(record)]}
     for field in fields(record):
         value = getattr(record, field.name)
+        if value is None and (type(record), field.name) in _OMITTED_WHEN_NONE:
+            continue
         out[field.name] = route_to_wire(value) if field.name == "route" else value
     return out
 
@@ -169,16 +193,21 @@ def record_from_wire(obj: object) -> Record:
     if cls is None:
         raise DecodeError("unknown-type", f"payment record {kind!r}")
     names = [field.name for field in fields(cls)]
-    check_fields(obj, frozenset(names) | {KIND_FIELD}, frozenset())
-    values = [_DECODERS[_FIELD_DECODER.get((cls, name), name)](obj[name], name) for name in names]
+    omitted = frozenset(name for name in names if (cls, name) in _OMITTED_WHEN_NONE)
+    check_fields(obj, frozenset(names) - omitted | {KIND_FIELD}, omitted)
+    values: list[Any] = [
+        None
+        if name in omitted and name not in obj
+        else _DECODERS[_FIELD_DECODER.get((cls, name), name)](obj[name], name)
+        for name in names
+    ]
     record = cls(*values)
     _check(record)
     return record
 
 
 def _check(record: Record) -> None:
-    hashed = isinstance(record, InvoiceCreated | PreimageLearned)
-    if hashed and sha256(record.preimage) != record.condition:  # type: ignore[union-attr]
+    if isinstance(record, InvoiceCreated | PreimageLearned) and not _preimage_fits(record):
         raise DecodeError("bad-field", "the preimage does not hash to the condition")
     if isinstance(record, OutgoingClosed | IncomingClosed | PaymentEnded):
         accepted = record.succeeded if isinstance(record, PaymentEnded) else record.accepted
@@ -190,3 +219,8 @@ def _check(record: Record) -> None:
             record.payment_id is not None
         ):
             raise DecodeError("bad-field", "an outgoing transfer is ours or forwarded")
+
+
+def _preimage_fits(record: InvoiceCreated | PreimageLearned) -> bool:
+    """An expectation has no preimage; any other must hash to the condition."""
+    return record.preimage is None or sha256(record.preimage) == record.condition

@@ -6,6 +6,10 @@ Rules:
 - Payments (ours, as payer) by id; invoices (ours, as payee) by condition;
   outgoing conditionals by ``ref`` (numbered from 0 in order); incoming ones by
   (peer, msgId); preimages by condition.
+- An invoice's preimage is ``preimages[condition]``: from its InvoiceCreated,
+  or, for an expectation (created without one), from a later PreimageLearned.
+- A payment with a preset condition has it from PaymentStarted; its invoice
+  expiry is its deadline.
 - What a payment avoids (edges that failed it) follows from its closed parts.
 """
 
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 from node.payments.events import (
     IncomingClosed,
     IncomingOpened,
+    InvoiceAbandoned,
     InvoiceCreated,
     InvoiceLearned,
     OutgoingClosed,
@@ -85,6 +90,8 @@ class Invoice:
     created: InvoiceCreated
     parts: list[IncomingKey] = field(default_factory=list)
     paid: bool = False
+    abandoned: bool = False
+    held_notified: bool = field(default=False, compare=False)  # volatile: NotifyHeld sent
 
 
 class PaymentState:
@@ -95,27 +102,37 @@ class PaymentState:
         self.outgoing: dict[int, Outgoing] = {}
         self.incoming: dict[IncomingKey, Incoming] = {}
         self.preimages: dict[bytes, bytes] = {}
+        self.payment_by_condition: dict[bytes, str] = {}  # the latest payment with it
         self.next_ref = 0
 
     def apply(self, record: Record) -> None:
         if isinstance(record, PaymentStarted):
             assert record.payment_id not in self.payments
-            self.payments[record.payment_id] = Payment(record)
+            payment = self.payments[record.payment_id] = Payment(record)
+            if record.condition is not None:
+                payment.condition, payment.invoice_expires_ms = record.condition, record.deadline_ms
+                self.payment_by_condition[record.condition] = record.payment_id
         elif isinstance(record, InvoiceLearned):
             payment = self.payments[record.payment_id]
             assert payment.condition is None
             payment.condition, payment.invoice_expires_ms = record.condition, record.expires_ms
+            self.payment_by_condition[record.condition] = record.payment_id
         elif isinstance(record, PaymentEnded):
             payment = self.payments[record.payment_id]
             assert payment.status is PaymentStatus.PENDING
             payment.status = PaymentStatus.SUCCEEDED if record.succeeded else PaymentStatus.FAILED
             payment.reason, payment.failed_hop = record.reason, record.failed_hop
         elif isinstance(record, InvoiceCreated):
-            assert sha256(record.preimage) == record.condition
             assert record.condition not in self.invoices
             self.invoices[record.condition] = Invoice(record)
             self.invoice_by_request[(record.payer, record.payment_id)] = record.condition
-            self.preimages[record.condition] = record.preimage
+            if record.preimage is not None:
+                assert sha256(record.preimage) == record.condition
+                self.preimages[record.condition] = record.preimage
+        elif isinstance(record, InvoiceAbandoned):
+            invoice = self.invoices[record.condition]
+            assert not invoice.paid and not invoice.abandoned
+            invoice.abandoned = True
         elif isinstance(record, PreimageLearned):
             assert sha256(record.preimage) == record.condition
             self.preimages[record.condition] = record.preimage
@@ -188,6 +205,25 @@ class PaymentState:
     def delivered(self, part: Outgoing) -> int:
         """What the payee receives of this part."""
         return part.route[-1].amount if part.route else part.amount
+
+    def held_parts(self, invoice: Invoice) -> list[IncomingKey]:
+        """The invoice's parts still open (held, undecided)."""
+        return [key for key in invoice.parts if not self.incoming[key].closed]
+
+    def held(self, invoice: Invoice) -> int:
+        return sum(self.incoming[key].amount for key in self.held_parts(invoice))
+
+    def payment_with(self, condition: bytes) -> Payment | None:
+        """A payment of ours (an exchange's other leg) with ``condition``, if any."""
+        payment_id = self.payment_by_condition.get(condition)
+        return None if payment_id is None else self.payments[payment_id]
+
+    def claimable(self, invoice: Invoice) -> bool:
+        """An expectation whose preimage may come back to us: our payment with its
+        condition has not failed. What it holds is then ours to claim, not to drop."""
+        payment = self.payment_with(invoice.created.condition)
+        pending = payment is not None and payment.status is not PaymentStatus.FAILED
+        return invoice.created.preimage is None and pending
 
     def open_towards(self, peer: str) -> int:
         return sum(1 for o in self.outgoing.values() if o.peer == peer and not o.closed)
