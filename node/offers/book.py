@@ -112,6 +112,10 @@ class OrderBook:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def entries(self) -> Iterator[BookEntry]:
+        """Every entry held, in no particular order."""
+        return (entry for entry, _ in self._entries.values())
+
     def get(self, offer_id: bytes) -> BookEntry | None:
         held = self._entries.get(offer_id)
         return None if held is None else held[0]
