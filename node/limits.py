@@ -208,3 +208,8 @@ assert (
     <= OFFER_EVIDENCE_BYTES_MAX
 )
 # --- end OFFERS-GOSSIP
+
+# --- offers in the Books (node/ledger/offers.py) OFFERS-BOOKS ------------------------------
+OFFERS_OPEN_PER_USER_MAX = 100  # open offers (reservations) of one customer
+assert 0 < OFFERS_OPEN_PER_USER_MAX <= CHAIN_FILE_ENTRIES_MAX  # each opens with an entry
+# --- end OFFERS-BOOKS

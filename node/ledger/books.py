@@ -33,6 +33,9 @@ Theory of operation:
 - Cross-bank payments (holds on the payer's chain, settle or release, credits
   of payees paid over the mesh) are decided in ``holds.py``, with the same
   handshake and records.
+- Exchange offers (reservations on the maker's chain, takes here or of other
+  validators' offers, carved fills, unfills, closes) are decided in
+  ``offers.py``, with the same handshake and records.
 - Pure: time is ``now_ms`` (entries take max(now_ms, the latest time
   recorded), so chains never go back in time); no I/O, no randomness.
 """
@@ -42,6 +45,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from node.codec import DecodeError
 from node.ledger.chain import ChainEntry, EntryBody, nonce_account
 from node.ledger.codec import (
     attributes_problem,
@@ -56,6 +60,9 @@ from node.ledger.events import (
     ActionDefineAsset,
     ActionDeposit,
     ActionFreeze,
+    ActionOfferClose,
+    ActionOfferFill,
+    ActionOfferUnfill,
     ActionRegisterUser,
     ActionRelease,
     ActionSettle,
@@ -68,8 +75,11 @@ from node.ledger.events import (
     NotifyFrozen,
     NotifyRefused,
     NotifyRegistered,
+    OfferView,
     PersistRecord,
     ReceiveCrossTransfer,
+    ReceiveOffer,
+    ReceiveTake,
     ReceiveTransfer,
     Refusal,
     SignRecord,
@@ -77,6 +87,16 @@ from node.ledger.events import (
 )
 from node.ledger.files import ChainFile
 from node.ledger.holds import credit_refusal, entries_of, hold_end_refusal, hold_refusal
+from node.ledger.offers import (
+    amounts_of,
+    close_refusal,
+    fill_refusal,
+    maker_side_refusal,
+    offer_refusal,
+    offer_view,
+    take_refusal,
+    unfill_refusal,
+)
 from node.ledger.records import (
     AssetDefined,
     EntriesAppended,
@@ -90,11 +110,16 @@ from node.ledger.signed import (
     CrossTransfer,
     Deposit,
     FederationRecord,
+    Offer,
+    OfferClose,
+    OfferFill,
+    OfferUnfill,
     Release,
     Settle,
     SignedAssetDefinition,
     SignedIdentity,
     SignedInstruction,
+    Take,
     Transfer,
     Withdraw,
     signed_asset_from_wire,
@@ -112,7 +137,6 @@ from node.limits import (
     USERS_PER_VALIDATOR_MAX,
 )
 from node.signatures import verify
-from node.wire import DecodeError
 
 _Refused = tuple[Refusal, str]
 _Decision = Record | _Refused | list[Effect]
@@ -296,6 +320,7 @@ class Books:
                 totals.paid_out,
                 totals.paid_in,
                 self._state.held.get(uai, 0),
+                self._state.reserved.get(uai, 0),
             )
             for uai, totals in self._state.totals.items()
         }
@@ -315,6 +340,39 @@ class Books:
                 uai = hold.transfer.uai
                 held[uai] = held.get(uai, 0) + hold.transfer.held
         return held
+
+    def offer(self, offer_id: bytes) -> OfferView | None:
+        """An offer received here and its reservation (open or closed), or None."""
+        reservation = self._state.offers.get(offer_id)
+        return None if reservation is None else offer_view(offer_id, reservation)
+
+    def offer_ids(self) -> list[bytes]:
+        """Every offer received here, open or closed, oldest first."""
+        return list(self._state.offers)
+
+    def open_offers(self, maker: str | None = None) -> list[OfferView]:
+        """The open offers (of ``maker``, or everyone's), oldest first."""
+        return [
+            offer_view(offer_id, reservation)
+            for offer_id, reservation in self._state.offers.items()
+            if reservation.status == "open" and maker in (None, reservation.offer.maker)
+        ]
+
+    def reserved(self, ubi: str) -> dict[str, int]:
+        """Per uai, what the open offers of ``ubi`` keep from its balances."""
+        reserved: dict[str, int] = {}
+        for reservation in self._state.offers.values():
+            offer = reservation.offer
+            if offer.maker == ubi and reservation.status == "open":
+                rest = reservation.left + reservation.fee_left
+                reserved[offer.sell_uai] = reserved.get(offer.sell_uai, 0) + rest
+        return reserved
+
+    def take_problem(self, take: Take, now_ms: int) -> tuple[Refusal, str] | None:
+        """Why we, the maker's validator, may not fill ``take`` now (the offer is
+        unknown, closed, expired, too small a part, too cheap...), or None.
+        For a take that arrives from another validator, before accepting it."""
+        return maker_side_refusal(self._state, take, max(now_ms, self._state.clock_ms))
 
     def credited(self, payer: str, payment_id: str) -> bool:
         """Whether validator ``payer``'s payment ``payment_id`` was credited here."""
@@ -345,6 +403,11 @@ class Books:
             return self._end_hold(input.instruction, kind, now_ms)
         if isinstance(input, ActionCredit):
             return self._credit(input.instruction, now_ms)
+        if isinstance(input, ReceiveOffer | ReceiveTake):
+            wanted = Offer if isinstance(input, ReceiveOffer) else Take
+            return self._customer_offer(input.instruction, wanted, now_ms)
+        if isinstance(input, ActionOfferFill | ActionOfferUnfill | ActionOfferClose):
+            return self._offer_action(input, now_ms)
         if isinstance(input, ActionRegisterUser):
             return self._register(input, now_ms)
         if isinstance(input, ActionDefineAsset):
@@ -355,7 +418,7 @@ class Books:
     def _instruction_refusal(self, signed: object, kind: type) -> _Refused | None:
         if not isinstance(signed, SignedInstruction) or not isinstance(signed.instruction, kind):
             return Refusal.BAD_INSTRUCTION, f"this input takes a signed {kind.__name__}"
-        if not _valid_amount(getattr(signed.instruction, "amount", None)):
+        if not all(_valid_amount(amount) for amount in amounts_of(signed.instruction)):
             return Refusal.BAD_AMOUNT, f"an amount is 1..{AMOUNT_MAX}"
         if not _well_formed(signed, signed_instruction_from_wire):
             return Refusal.BAD_INSTRUCTION, "a field is malformed or out of range"
@@ -423,6 +486,48 @@ class Books:
             self._daily_limits.get(transfer.uai),
             now_ms,
         )
+        if refusal is not None:
+            return refusal
+        return entries_of(self._state, signed, now_ms)
+
+    def _customer_offer(self, signed: SignedInstruction, kind: type, now_ms: int) -> _Decision:
+        """An Offer or a Take, signed by one of our customers (offers.py)."""
+        refusal = self._instruction_refusal(signed, kind)
+        if refusal is not None:
+            return refusal
+        instruction = signed.instruction
+        assert isinstance(instruction, Offer | Take)
+        customer = nonce_account(instruction)
+        user = self._state.users.get(customer)
+        if user is None:
+            return Refusal.UNKNOWN_USER, f"{customer} is not a user here"
+        if signed.signer_key != user.federation.record.user_key or not signed.verifies():
+            return Refusal.BAD_SIGNATURE, f"not signed by {customer}'s key"
+        if isinstance(instruction, Offer) and instruction.offer_id in self._state.offers:
+            return Refusal.DUPLICATE_OFFER, f"offer {instruction.offer_id.hex()} was received"
+        decide = offer_refusal if isinstance(instruction, Offer) else take_refusal
+        refusal = self._replay_refusal(signed) or decide(self._state, signed, self.asset, now_ms)
+        if refusal is not None:
+            return refusal
+        return entries_of(self._state, signed, now_ms)
+
+    def _offer_action(
+        self, action: ActionOfferFill | ActionOfferUnfill | ActionOfferClose, now_ms: int
+    ) -> _Decision:
+        """What we do with an offer's reservation, signed by our key (offers.py)."""
+        signed = action.instruction
+        if isinstance(action, ActionOfferFill):
+            refusal = self._validator_signed(signed, OfferFill) or fill_refusal(
+                self._state, signed, now_ms
+            )
+        elif isinstance(action, ActionOfferUnfill):
+            refusal = self._validator_signed(signed, OfferUnfill) or unfill_refusal(
+                self._state, signed
+            )
+        else:
+            refusal = self._validator_signed(signed, OfferClose) or close_refusal(
+                self._state, signed, now_ms
+            )
         if refusal is not None:
             return refusal
         return entries_of(self._state, signed, now_ms)

@@ -12,8 +12,10 @@ Rules:
   validator's signature; the validator signs the hash (kind ``chain-entry``).
   An entry is final when the validator has signed it.
 - Who signs the instruction: the payer for a ``Transfer`` (on the payer's
-  debit and on the payee's credit alike), the issuing validator for a
-  ``Deposit`` or ``Withdraw`` (on the user's entry and on the issuer's books).
+  debit and on the payee's credit alike), the maker for an ``Offer``, the
+  taker for a ``Take`` (on the maker's chain too), the issuing validator for
+  everything else (``Deposit``, ``Withdraw``, holds' ends, credits, what it
+  does with an offer's reservation).
 - Conservation: an issuer's books mirror its users. A deposit is +amount on
   the user's chain and -amount on the books; a withdrawal is -amount on the
   user's chain and +amount on the books. So for every UAI, the books' balance
@@ -29,16 +31,28 @@ Rules:
   signed by the payee's validator is -amount on its books and +amount on the
   payee's chain. An entry that moves nothing (a settle of the whole hold)
   has no deltas.
+- Offers (exchanges): an ``Offer`` signed by the maker reserves
+  ``sell_amount + max_fee``: one entry on the maker's chain, -reserved. A
+  ``Take`` at the same validator is one record on both chains (the taker
+  +amount of the sell asset, -pay of the buy asset; the maker +pay: the
+  amount comes out of the reservation); across validators it is a hold of
+  ``pay + max_fee`` on the taker's chain, keyed ``take_id.hex()``. The
+  validator's ``OfferFill`` carves a hold out of the reservation and its
+  ``OfferUnfill`` puts one back (entries without deltas: money moves
+  between a reservation and a hold, never the balance); its ``OfferClose``
+  returns exactly the rest. On a maker's chain, what is taken from a
+  reservation never passes what is left of it.
 - ``verify_chain`` needs nothing but the entries and the validator's key and
   names the first entry (index and seq) that breaks a rule.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from node.codec import TIME_MS_MAX, DecodeError, pack, require_bytes, require_int
 from node.ledger.codec import (
     ZERO_HASH,
     decode_canonical,
@@ -78,7 +92,6 @@ from node.limits import (
     SIGNATURE_BYTES,
 )
 from node.signatures import KIND_CHAIN_ENTRY, sha256, verify
-from node.wire import TIME_MS_MAX, DecodeError, pack, require_bytes, require_int
 
 AssetAmounts = tuple[tuple[str, int], ...]
 """(uai, amount) pairs sorted by uai, each uai once."""
@@ -345,6 +358,8 @@ class ChainReport:
     problem: ChainProblem | None = None
     held: dict[str, int] = field(default_factory=dict)
     """Per uai, what open holds keep from the balances (a payer's chain)."""
+    reserved: dict[str, int] = field(default_factory=dict)
+    """Per uai, what open offers keep from the balances (a maker's chain)."""
 
 
 @dataclass(slots=True)
@@ -360,12 +375,22 @@ class _Walk:
     appended_at_ms: int = 0
     holds: dict[str, tuple[str, int]] = field(default_factory=dict)  # open: id -> (uai, held)
     ended: set[str] = field(default_factory=set)  # payment ids whose hold ended
+    carved: dict[str, bytes] = field(default_factory=dict)  # payment id -> its offer's id
+    reservations: dict[bytes, tuple[str, int]] = field(default_factory=dict)  # open: id -> rest
+    closed: set[bytes] = field(default_factory=set)  # offers whose reservation ended
 
     def held(self) -> dict[str, int]:
-        held: dict[str, int] = {}
-        for uai, amount in self.holds.values():
-            held[uai] = held.get(uai, 0) + amount
-        return held
+        return _sums(self.holds.values())
+
+    def reserved(self) -> dict[str, int]:
+        return _sums(self.reservations.values())
+
+
+def _sums(amounts: Iterable[tuple[str, int]]) -> dict[str, int]:
+    sums: dict[str, int] = {}
+    for uai, amount in amounts:
+        sums[uai] = sums.get(uai, 0) + amount
+    return sums
 
 
 def _entry_problem(walk: _Walk, index: int, entry: ChainEntry) -> tuple[str, str] | None:
@@ -409,20 +434,97 @@ def _instruction_problem(walk: _Walk, body: EntryBody) -> tuple[str, str] | None
     return _hold_problem(walk, body)
 
 
+def opened_hold(instruction: Instruction) -> tuple[str, str, int] | None:
+    """(payment id, uai, held) of the hold an instruction opens on its payer's
+    chain: a cross transfer, a take across validators, a carved fill."""
+    if isinstance(instruction, CrossTransfer | OfferFill):
+        return instruction.payment_id, instruction.uai, instruction.held
+    if isinstance(instruction, Take) and not same_validator(instruction):
+        return instruction.payment_id, instruction.buy_uai, instruction.held
+    return None
+
+
 def _hold_problem(walk: _Walk, body: EntryBody) -> tuple[str, str] | None:
     """On a customer's chain a hold opens once and ends once, as it was opened."""
     instruction = body.instruction.instruction
     if is_books(body.ubi):
         return None
-    if isinstance(instruction, CrossTransfer):
-        payment_id = instruction.payment_id
+    opened = opened_hold(instruction)
+    if opened is not None:
+        payment_id = opened[0]
         if payment_id in walk.holds or payment_id in walk.ended:
             return "duplicate-hold", f"payment {payment_id!r} held before"
-    elif isinstance(instruction, Settle | Release):
+    elif isinstance(instruction, Settle | Release | OfferUnfill):
         hold = walk.holds.get(instruction.payment_id)
         if hold != (instruction.uai, instruction.held):
             return "unknown-hold", f"no open hold {instruction.payment_id!r} of {instruction.held}"
+        carved_from = walk.carved.get(instruction.payment_id)
+        if isinstance(instruction, OfferUnfill) and carved_from != instruction.offer_id:
+            return "unknown-hold", f"{instruction.payment_id!r} is no fill of that offer"
+    return _reservation_problem(walk, body)
+
+
+def _taken(body: EntryBody) -> tuple[bytes, str, int] | None:
+    """(offer id, uai, amount) an entry takes out of a reservation on the maker's
+    chain (negative: puts back), or None."""
+    instruction = body.instruction.instruction
+    if isinstance(instruction, Take) and body.ubi == instruction.maker:
+        return instruction.offer_id, instruction.sell_uai, instruction.amount
+    if isinstance(instruction, OfferFill):
+        return instruction.offer_id, instruction.uai, instruction.held
+    if isinstance(instruction, OfferUnfill):
+        return instruction.offer_id, instruction.uai, -instruction.held
+    if isinstance(instruction, OfferClose):
+        return instruction.offer_id, instruction.uai, instruction.returned
     return None
+
+
+def _reservation_problem(walk: _Walk, body: EntryBody) -> tuple[str, str] | None:
+    """A reservation opens once; what takes from it never passes what is left;
+    its close returns exactly the rest."""
+    instruction = body.instruction.instruction
+    if isinstance(instruction, Offer):
+        offer_id = instruction.offer_id
+        if offer_id in walk.reservations or offer_id in walk.closed:
+            return "duplicate-offer", f"offer {offer_id.hex()} reserved before"
+        return None
+    taken = _taken(body)
+    if taken is None:
+        return None
+    offer_id, uai, amount = taken
+    reservation = walk.reservations.get(offer_id)
+    if reservation is None or reservation[0] != uai:
+        return "unknown-offer", f"no open offer {offer_id.hex()} of {uai}"
+    if amount > reservation[1]:
+        return "reservation-overdrawn", f"{amount} out of {reservation[1]} reserved"
+    if isinstance(instruction, OfferClose) and amount != reservation[1]:
+        return "reservation-mismatch", f"returns {amount} of {reservation[1]} reserved"
+    return None
+
+
+def _advance_holds(walk: _Walk, body: EntryBody) -> None:
+    instruction = body.instruction.instruction
+    opened = opened_hold(instruction)
+    if opened is not None:
+        payment_id, uai, held = opened
+        walk.holds[payment_id] = (uai, held)
+        if isinstance(instruction, OfferFill):
+            walk.carved[payment_id] = instruction.offer_id
+    elif isinstance(instruction, Settle | Release | OfferUnfill):
+        del walk.holds[instruction.payment_id]
+        walk.ended.add(instruction.payment_id)
+    if isinstance(instruction, Offer):
+        walk.reservations[instruction.offer_id] = (instruction.sell_uai, instruction.reserved)
+        return
+    taken = _taken(body)
+    if taken is not None:
+        offer_id, uai, amount = taken
+        rest = walk.reservations[offer_id][1] - amount
+        if isinstance(instruction, OfferClose):
+            del walk.reservations[offer_id]
+            walk.closed.add(offer_id)
+        else:
+            walk.reservations[offer_id] = (uai, rest)
 
 
 def _balance_problem(walk: _Walk, body: EntryBody) -> tuple[str, str] | None:
@@ -446,13 +548,8 @@ def _advance(walk: _Walk, entry: ChainEntry) -> None:
     instruction = body.instruction.instruction
     walk.nonces[nonce_account(instruction)] = instruction.nonce
     walk.appended_at_ms = body.appended_at_ms
-    if is_books(body.ubi):
-        return
-    if isinstance(instruction, CrossTransfer):
-        walk.holds[instruction.payment_id] = (instruction.uai, instruction.held)
-    elif isinstance(instruction, Settle | Release):
-        del walk.holds[instruction.payment_id]
-        walk.ended.add(instruction.payment_id)
+    if not is_books(body.ubi):
+        _advance_holds(walk, body)
 
 
 def verify_chain(
@@ -481,8 +578,16 @@ def verify_chain(
                 walk.head_hash,
                 ChainProblem(index, entry.seq, reason, detail),
                 walk.held(),
+                walk.reserved(),
             )
         _advance(walk, entry)
     return ChainReport(
-        True, walk.ubi, dict(walk.balances), len(entries), walk.head_hash, None, walk.held()
+        True,
+        walk.ubi,
+        dict(walk.balances),
+        len(entries),
+        walk.head_hash,
+        None,
+        walk.held(),
+        walk.reserved(),
     )

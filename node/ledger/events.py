@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from node.ledger.chain import ChainEntry
 from node.ledger.records import Record
 from node.ledger.signed import (
+    Offer,
     SignedAssetDefinition,
     SignedFederationRecord,
     SignedIdentity,
@@ -56,6 +57,18 @@ class Refusal(enum.StrEnum):
     DUPLICATE_PAYMENT = "duplicate-payment"  # the payer held funds for this payment id before
     UNKNOWN_HOLD = "unknown-hold"  # no open hold of that payer, payment id and amount
     DUPLICATE_CREDIT = "duplicate-credit"  # that payer's payment id was credited before
+    UNKNOWN_OFFER = "unknown-offer"  # no offer of that id here
+    OFFER_CLOSED = "offer-closed"  # the offer's reservation has ended
+    WRONG_OFFER = "wrong-offer"  # the maker or the assets differ from the offer's
+    TOO_SMALL = "too-small"  # below the offer's min_fill, and not all that is left
+    TOO_MUCH = "too-much"  # more than the offer has left (or its fee budget)
+    PRICE = "price"  # pays less than the offer's price, rounded up
+    SELF_TAKE = "self-take"  # the taker is the maker
+    EXPIRED = "expired"  # the offer's expires_ms has passed
+    NOT_EXPIRED = "not-expired"  # closed as expired before its expires_ms
+    OFFER_LIMIT = "offer-limit"  # the maker has OFFERS_OPEN_PER_USER_MAX open offers
+    DUPLICATE_OFFER = "duplicate-offer"  # this offer was received before
+    WRONG_AMOUNT = "wrong-amount"  # a close that does not return exactly what is left
 
 
 # --- inputs ----------------------------------------------------------------------------
@@ -136,6 +149,44 @@ class ActionCredit:
     instruction: SignedInstruction
 
 
+@dataclass(frozen=True, slots=True)
+class ReceiveOffer:
+    """A customer's ``Offer``, signed by the maker: reserve ``sell_amount +
+    max_fee`` of its ``sell_uai`` until the offer is closed."""
+
+    instruction: SignedInstruction
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveTake:
+    """A customer's ``Take`` of an offer, signed by the taker. With the maker
+    ours: the exchange, at once, on both chains. With the maker elsewhere:
+    hold ``pay + max_fee`` of ``buy_uai`` as the payment ``take_id.hex()``."""
+
+    instruction: SignedInstruction
+
+
+@dataclass(frozen=True, slots=True)
+class ActionOfferFill:
+    """Carve a fill's hold out of an offer's reservation: an ``OfferFill`` signed by our key."""
+
+    instruction: SignedInstruction
+
+
+@dataclass(frozen=True, slots=True)
+class ActionOfferUnfill:
+    """Put a carved hold back into its reservation: an ``OfferUnfill`` signed by our key."""
+
+    instruction: SignedInstruction
+
+
+@dataclass(frozen=True, slots=True)
+class ActionOfferClose:
+    """End an offer's reservation, the rest to the maker: an ``OfferClose`` signed by our key."""
+
+    instruction: SignedInstruction
+
+
 Input = (
     ActionRegisterUser
     | ActionDefineAsset
@@ -147,6 +198,11 @@ Input = (
     | ActionSettle
     | ActionRelease
     | ActionCredit
+    | ReceiveOffer
+    | ReceiveTake
+    | ActionOfferFill
+    | ActionOfferUnfill
+    | ActionOfferClose
 )
 
 
@@ -232,15 +288,38 @@ class UserView:
 @dataclass(frozen=True, slots=True)
 class AssetTotals:
     """Lifetime sums of one asset. ``outstanding`` = issued - redeemed -
-    paid_out + paid_in = the sum of every user's balance + ``held`` = minus the
-    issuer's books balance."""
+    paid_out + paid_in = the sum of every user's balance + ``held`` (open
+    holds) + ``reserved`` (open offers' reservations) = minus the issuer's
+    books balance."""
 
     issued: int
     redeemed: int
     paid_out: int = 0
     paid_in: int = 0
     held: int = 0
+    reserved: int = 0
 
     @property
     def outstanding(self) -> int:
         return self.issued - self.redeemed - self.paid_out + self.paid_in
+
+
+@dataclass(frozen=True, slots=True)
+class OfferView:
+    """An offer and its reservation: ``left`` (of the sell amount) and
+    ``fee_left`` (of max_fee) are what the reservation still holds; carved
+    holds and fills are out of it. ``status`` open or closed; ``reason`` why
+    it closed (cancelled, expired, filled)."""
+
+    offer_id: bytes
+    signed: SignedInstruction
+    left: int
+    fee_left: int
+    status: str
+    reason: str
+
+    @property
+    def offer(self) -> Offer:
+        offer = self.signed.instruction
+        assert isinstance(offer, Offer)
+        return offer

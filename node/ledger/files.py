@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import msgpack
 
+from node.codec import DecodeError, pack, require_bytes
 from node.ledger.chain import ChainEntry, ChainProblem, ChainReport, entry_from_wire, verify_chain
 from node.ledger.codec import ZERO_HASH, decode_canonical, is_books, require_map
 from node.ledger.signed import SignedFederationRecord, signed_federation_from_wire
@@ -33,7 +34,6 @@ from node.limits import (
     EVIDENCE_FILE_BYTES_MAX,
     PUBLIC_KEY_BYTES,
 )
-from node.wire import DecodeError, pack, require_bytes
 
 CHAIN_FILE_FORMAT = "ledgermesh/chain/1"
 EVIDENCE_FORMAT = "ledgermesh/equivocation/1"

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from node.codec import TIME_MS_MAX, DecodeError, require_int
 from node.ledger.chain import ChainEntry, EntryBody, chains_of, entry_from_wire
 from node.ledger.codec import (
     Attributes,
@@ -38,7 +39,6 @@ from node.ledger.signed import (
     signed_federation_from_wire,
     signed_identity_from_wire,
 )
-from node.wire import TIME_MS_MAX, DecodeError, require_int
 
 KIND_FIELD = "record"
 ENTRIES_PER_RECORD_MAX = 2  # an instruction touches one chain (a hold) or two

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from node.codec import TIME_MS_MAX, DecodeError, pack, require_bytes, require_int, require_str
 from node.ledger.codec import ToSign as ToSign
 from node.ledger.codec import (
     decode_canonical,
@@ -65,7 +66,6 @@ from node.signatures import (
     KIND_USER_IDENTITY,
     verify,
 )
-from node.wire import TIME_MS_MAX, DecodeError, pack, require_bytes, require_int, require_str
 
 DOCUMENT_BYTES_MAX = INSTRUCTION_BYTES_MAX + PUBLIC_KEY_BYTES + SIGNATURE_BYTES + 16
 

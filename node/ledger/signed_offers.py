@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from node.codec import TIME_MS_MAX, DecodeError, pack, require_bytes, require_int
 from node.ledger.codec import (
     ToSign,
     require_address,
@@ -42,7 +43,6 @@ from node.signatures import (
     KIND_OFFER_UNFILL,
     sha256,
 )
-from node.wire import TIME_MS_MAX, DecodeError, pack, require_bytes, require_int
 
 CLOSE_REASONS = ("cancelled", "expired", "filled")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from node.ledger.chain import ChainEntry, entry_from_wire, home_chain
+from node.ledger.chain import ChainEntry, entry_from_wire, home_chain, same_validator
 from node.ledger.codec import (
     attributes_from_wire,
     attributes_to_wire,
@@ -30,13 +30,19 @@ from node.ledger.codec import (
 from node.ledger.records import AssetDefined
 from node.ledger.signed import (
     CrossTransfer,
+    Instruction,
+    Offer,
+    OfferClose,
+    OfferFill,
+    OfferUnfill,
     Release,
     Settle,
+    Take,
     signed_asset_from_wire,
     signed_federation_from_wire,
     signed_identity_from_wire,
 )
-from node.ledger.state import BooksState, UserState
+from node.ledger.state import BooksState, UserState, hold_terms
 from node.limits import (
     ASSETS_PER_VALIDATOR_MAX,
     CHAIN_FILE_ENTRIES_MAX,
@@ -136,22 +142,50 @@ def _restore_chains(state: BooksState, value: object) -> None:
             state.absorb(entry, count=False)
             if entry.ubi == home_chain(entry.body.instruction.instruction):
                 homes.append(entry)
-    # Chain by chain is not the order of the records: count every hold's
-    # opening (on the payer's chain) before its end (on the books, or the
-    # payer's chain); nonces keep their maximum; the rest are sums.
-    opens = [e for e in homes if isinstance(e.body.instruction.instruction, CrossTransfer)]
-    others = [e for e in homes if not isinstance(e.body.instruction.instruction, CrossTransfer)]
-    for entry in opens + others:
-        if not _hold_fits(state, entry):
-            raise DecodeError("bad-field", f"chain {entry.ubi} entry {entry.seq}: hold out of turn")
+    # Chain by chain is not the order of the records: count every hold's and
+    # reservation's opening first, then what takes from them, then what ends
+    # a hold, then the closes of reservations; nonces keep their maximum; the
+    # rest are sums.
+    homes.sort(key=lambda entry: _stage(entry.body.instruction.instruction))
+    for entry in homes:
+        if not _fits(state, entry):
+            raise DecodeError("bad-field", f"chain {entry.ubi} entry {entry.seq}: out of turn")
         state.count(entry)
+    for offer_id, reservation in state.offers.items():
+        if min(reservation.left, reservation.fee_left) < 0:
+            raise DecodeError("bad-field", f"offer {offer_id.hex()}: more taken than reserved")
 
 
-def _hold_fits(state: BooksState, entry: ChainEntry) -> bool:
+def _stage(instruction: Instruction) -> int:
+    if isinstance(instruction, CrossTransfer | Offer):
+        return 0
+    if isinstance(instruction, Settle | Release | OfferUnfill):
+        return 2
+    if isinstance(instruction, OfferClose):
+        return 3
+    return 1  # what opens a hold from a reservation or the balance, and the rest
+
+
+def _fits(state: BooksState, entry: ChainEntry) -> bool:
     instruction = entry.body.instruction.instruction
-    if isinstance(instruction, CrossTransfer):
-        return (instruction.from_ubi, instruction.payment_id) not in state.holds
-    if isinstance(instruction, Settle | Release):
-        hold = state.open_hold(instruction.ubi, instruction.payment_id)
-        return hold is not None and hold.transfer.held == instruction.held
+    terms = hold_terms(instruction)
+    if terms is not None and (terms.from_ubi, terms.payment_id) in state.holds:
+        return False
+    if isinstance(instruction, Offer):
+        return instruction.offer_id not in state.offers
+    if isinstance(instruction, OfferFill | OfferClose | OfferUnfill) or (
+        isinstance(instruction, Take) and same_validator(instruction)
+    ):
+        reservation = state.offers.get(instruction.offer_id)
+        if reservation is None or reservation.status != "open":
+            return False
+        if isinstance(instruction, OfferClose):
+            return reservation.left + reservation.fee_left == instruction.returned
+    if isinstance(instruction, Settle | Release | OfferUnfill):
+        payer = instruction.maker if isinstance(instruction, OfferUnfill) else instruction.ubi
+        hold = state.open_hold(payer, instruction.payment_id)
+        if hold is None or hold.transfer.held != instruction.held:
+            return False
+        if isinstance(instruction, OfferUnfill):
+            return hold.transfer.offer_id == instruction.offer_id
     return True

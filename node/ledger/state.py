@@ -12,12 +12,16 @@ Rules:
   transfers per uai on the UTC day of its latest transfer, and each asset's
   issued and redeemed totals. So a snapshot holds users, assets and chains,
   and restoring re-derives the rest.
-- Holds (cross-bank payments) are derived too: a hold opens with its cross
-  transfer and ends once, settled or released; ``held`` sums the open ones
-  per uai, and ``credits`` remembers every (payer, payment id) credited.
-  Totals: issued, redeemed, paid out (settled debits) and paid in (credits);
-  outstanding = issued - redeemed - paid_out + paid_in = the users' balances
-  + held = minus the books' balance.
+- Holds (payments across validators) are derived too: a hold opens with a
+  cross transfer, a take of another validator's offer, or a fill carved out
+  of an offer's reservation, and ends once, settled, released or (a carved
+  one) unfilled back into its reservation; ``held`` sums the open ones per
+  uai, and ``credits`` remembers every (payer, payment id) credited.
+- Reservations: an offer's opens with it; takes here and carved fills take
+  from it, unfills give back, its close returns the rest; ``reserved`` sums
+  the open ones per uai. Totals: issued, redeemed, paid out (settled debits)
+  and paid in (credits); outstanding = issued - redeemed - paid_out +
+  paid_in = the users' balances + held + reserved = minus the books' balance.
 - ``clock_ms`` is the latest time any record carries; decisions use
   max(now_ms, clock_ms), so times along every chain never go backwards.
 """
@@ -26,7 +30,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from node.ledger.chain import ChainEntry, expected_deltas, home_chain, nonce_account
+from node.ledger.chain import (
+    ChainEntry,
+    expected_deltas,
+    home_chain,
+    nonce_account,
+    same_validator,
+)
 from node.ledger.codec import ZERO_HASH, Attributes, is_books
 from node.ledger.records import (
     AssetDefined,
@@ -39,12 +49,18 @@ from node.ledger.signed import (
     Credit,
     CrossTransfer,
     Deposit,
+    Instruction,
+    Offer,
+    OfferClose,
+    OfferFill,
     OfferInstruction,
+    OfferUnfill,
     Release,
     Settle,
     SignedFederationRecord,
     SignedIdentity,
     SignedInstruction,
+    Take,
     Transfer,
     Withdraw,
 )
@@ -75,9 +91,68 @@ class IssueTotals:
     paid_in: int = 0  # credits: arrived over the mesh
 
 
+@dataclass(frozen=True, slots=True)
+class HoldTerms:
+    """What a hold is for, whoever opened it: ``from_ubi`` (whose chain holds
+    it) pays ``amount`` of ``uai`` to ``to_address``, with at most ``max_fee``
+    in fees, as the payment ``payment_id``. ``offer_id``: the offer a take or
+    a carved fill is of (None for a cross transfer)."""
+
+    from_ubi: str
+    to_address: str
+    uai: str
+    amount: int
+    max_fee: int
+    payment_id: str
+    offer_id: bytes | None = None
+
+    @property
+    def held(self) -> int:
+        return self.amount + self.max_fee
+
+
+def hold_terms(instruction: Instruction) -> HoldTerms | None:
+    """The hold an instruction opens on its payer's chain, or None: a cross
+    transfer; a take across validators (the taker pays the maker ``pay``
+    of ``buy_uai``); a fill carved out of a reservation (the maker pays the
+    taker ``amount`` of ``sell_uai``, fees from the offer's max_fee)."""
+    if isinstance(instruction, CrossTransfer):
+        return HoldTerms(
+            instruction.from_ubi,
+            instruction.to_address,
+            instruction.uai,
+            instruction.amount,
+            instruction.max_fee,
+            instruction.payment_id,
+        )
+    if isinstance(instruction, Take) and not same_validator(instruction):
+        return HoldTerms(
+            instruction.taker,
+            instruction.maker,
+            instruction.buy_uai,
+            instruction.pay,
+            instruction.max_fee,
+            instruction.payment_id,
+            instruction.offer_id,
+        )
+    if isinstance(instruction, OfferFill):
+        return HoldTerms(
+            instruction.maker,
+            instruction.taker,
+            instruction.uai,
+            instruction.amount,
+            instruction.fee_budget,
+            instruction.payment_id,
+            instruction.offer_id,
+        )
+    return None
+
+
 @dataclass(slots=True)
 class HoldState:
-    """A payer's hold for a cross-bank payment: ``status`` open, settled or released."""
+    """A payer's hold for a payment across validators: ``status`` open,
+    settled, released or unfilled (a carved hold back in its reservation).
+    ``instruction`` opened it: a CrossTransfer, a Take or an OfferFill."""
 
     instruction: SignedInstruction
     status: str = "open"
@@ -85,10 +160,33 @@ class HoldState:
     reason: str = ""
 
     @property
-    def transfer(self) -> CrossTransfer:
-        transfer = self.instruction.instruction
-        assert isinstance(transfer, CrossTransfer)
-        return transfer
+    def kind(self) -> str:
+        """The type of the instruction that opened it: cross-transfer, take or offer-fill."""
+        return self.instruction.instruction.TYPE
+
+    @property
+    def transfer(self) -> HoldTerms:
+        terms = hold_terms(self.instruction.instruction)
+        assert terms is not None
+        return terms
+
+
+@dataclass(slots=True)
+class OfferState:
+    """An offer's reservation: ``left`` of its sell amount and ``fee_left`` of
+    its max fee, open until an OfferClose (``reason``)."""
+
+    instruction: SignedInstruction
+    left: int
+    fee_left: int
+    status: str = "open"
+    reason: str = ""
+
+    @property
+    def offer(self) -> Offer:
+        offer = self.instruction.instruction
+        assert isinstance(offer, Offer)
+        return offer
 
 
 class BooksState:
@@ -105,6 +203,9 @@ class BooksState:
         self.holds: dict[tuple[str, str], HoldState] = {}  # (payer, payment id)
         self.held: dict[str, int] = {}  # uai -> sum of open holds
         self.credits: set[tuple[str, str]] = set()  # (payer validator, payment id)
+        self.offers: dict[bytes, OfferState] = {}  # offer id -> its reservation
+        self.reserved: dict[str, int] = {}  # uai -> sum of open reservations
+        self.open_offers: dict[str, int] = {}  # maker -> how many open offers
         self.clock_ms = 0
 
     # --- queries used by decisions -----------------------------------------------------
@@ -200,7 +301,11 @@ class BooksState:
             return  # the other chain of the instruction records the rest
         account = nonce_account(instruction)
         self.nonces[account] = max(self.nonces.get(account, 0), instruction.nonce)
+        terms = hold_terms(instruction)
+        if terms is not None:
+            self._open_hold(terms, body.instruction)
         if isinstance(instruction, OfferInstruction):
+            self._count_offer(body.instruction)
             return
         totals = self.totals[instruction.uai]
         if isinstance(instruction, Transfer | CrossTransfer):
@@ -212,24 +317,64 @@ class BooksState:
         elif isinstance(instruction, Credit):
             totals.paid_in += instruction.amount
             self.credits.add((instruction.payer, instruction.payment_id))
-        elif isinstance(instruction, CrossTransfer):
-            key = (instruction.from_ubi, instruction.payment_id)
-            assert key not in self.holds, f"hold {key} twice"
-            self.holds[key] = HoldState(body.instruction)
-            self.held[instruction.uai] = self.held.get(instruction.uai, 0) + instruction.held
         elif isinstance(instruction, Settle | Release):
-            self._end_hold(instruction)
+            self.end_hold(instruction)
 
-    def _end_hold(self, instruction: Settle | Release) -> None:
-        hold = self.holds.get((instruction.ubi, instruction.payment_id))
+    def _open_hold(self, terms: HoldTerms, signed: SignedInstruction) -> None:
+        key = (terms.from_ubi, terms.payment_id)
+        assert key not in self.holds, f"hold {key} twice"
+        self.holds[key] = HoldState(signed)
+        self.held[terms.uai] = self.held.get(terms.uai, 0) + terms.held
+
+    def end_hold(self, instruction: Settle | Release | OfferUnfill) -> HoldState:
+        payer = instruction.maker if isinstance(instruction, OfferUnfill) else instruction.ubi
+        hold = self.holds.get((payer, instruction.payment_id))
         assert hold is not None and hold.status == "open", f"hold {instruction.payment_id}"
         assert (hold.transfer.uai, hold.transfer.held) == (instruction.uai, instruction.held)
         self.held[instruction.uai] -= instruction.held
-        if isinstance(instruction, Settle):
+        if isinstance(instruction, OfferUnfill):
+            hold.status = "unfilled"
+        elif isinstance(instruction, Settle):
             hold.status, hold.debit = "settled", instruction.debit
             self.totals[instruction.uai].paid_out += instruction.debit
         else:
             hold.status, hold.reason = "released", instruction.reason
+        return hold
+
+    def _count_offer(self, signed: SignedInstruction) -> None:
+        """An offer's reservation: opened, taken from (a take here, a carved
+        fill), given back (an unfill) or closed. Sums only, so a snapshot may
+        count them in any order between the offer and its close."""
+        instruction = signed.instruction
+        if isinstance(instruction, Offer):
+            assert instruction.offer_id not in self.offers, "an offer twice"
+            self.offers[instruction.offer_id] = OfferState(
+                signed, instruction.sell_amount, instruction.max_fee
+            )
+            _add(self.reserved, instruction.sell_uai, instruction.reserved)
+            _add(self.open_offers, instruction.maker, 1)
+        elif isinstance(instruction, Take) and same_validator(instruction):
+            self._take_from(instruction.offer_id, instruction.amount, 0)
+        elif isinstance(instruction, OfferFill):
+            self._take_from(instruction.offer_id, instruction.amount, instruction.fee_budget)
+        elif isinstance(instruction, OfferUnfill):
+            terms = self.end_hold(instruction).transfer
+            self._take_from(instruction.offer_id, -terms.amount, -terms.max_fee)
+        elif isinstance(instruction, OfferClose):
+            reservation = self.offers[instruction.offer_id]
+            assert reservation.status == "open", "an offer closed twice"
+            assert reservation.left + reservation.fee_left == instruction.returned
+            reservation.left = reservation.fee_left = 0
+            reservation.status, reservation.reason = "closed", instruction.reason
+            _add(self.reserved, instruction.uai, -instruction.returned)
+            _add(self.open_offers, instruction.maker, -1)
+
+    def _take_from(self, offer_id: bytes, amount: int, fee: int) -> None:
+        reservation = self.offers[offer_id]
+        assert reservation.status == "open", "a closed offer taken from"
+        reservation.left -= amount
+        reservation.fee_left -= fee
+        _add(self.reserved, reservation.offer.sell_uai, -(amount + fee))
 
     def open_hold(self, payer: str, payment_id: str) -> HoldState | None:
         hold = self.holds.get((payer, payment_id))
@@ -242,3 +387,7 @@ class BooksState:
             self.spending[(ubi, uai)] = DaySpending(day, amount)
         else:
             spending.amount += amount
+
+
+def _add(sums: dict[str, int], key: str, amount: int) -> None:
+    sums[key] = sums.get(key, 0) + amount
