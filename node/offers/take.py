@@ -1,0 +1,330 @@
+"""Messages of the take protocol across validators (docs/OFFERS.md, section 4).
+
+Rules:
+- TAKE goes from the taker's validator T along ``path`` (T first, the maker's
+  validator M last), relayed hop by hop like an invoice request: the taker's
+  signed Take, the condition h = SHA-256(s) of T's secret, T's domain, and T's
+  signature over ``pack([take_id, h, T])`` (KIND_TAKE_FORWARD), so no relay
+  can swap the condition or claim the take for another validator.
+- TAKE_ANSWER goes back along the same path: M's signed Acceptance or an
+  error code (with a human ``detail``), never both.
+- An Acceptance is M's promise, signed under KIND_OFFER_ACCEPTANCE: it accepts
+  take ``take_id`` of ``amount`` for ``pay`` against condition h, and
+  ``filled`` is the offer's cumulative accepted amount, this take included.
+  Acceptances of one offer whose amounts add up to more than the offer holds
+  prove M's fraud (``node.offers.evidence``).
+- Decoding is strict and raises DecodeError only; verifying is a separate
+  step (``take_problem``, ``acceptance_problem``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from node.codec import (
+    TIME_MS_MAX,
+    DecodeError,
+    check_fields,
+    decode_canonical,
+    pack,
+    require_bytes,
+    require_int,
+    require_list,
+    require_map,
+    require_str,
+)
+from node.limits import (
+    ACCEPTANCE_BYTES_MAX,
+    AMOUNT_MAX,
+    HASH_BYTES,
+    PAYMENT_HOPS_MAX,
+    PUBLIC_KEY_BYTES,
+    REASON_LENGTH_MAX,
+    SIGNATURE_BYTES,
+)
+from node.signatures import KIND_OFFER_ACCEPTANCE, KIND_TAKE_FORWARD, verify
+
+if TYPE_CHECKING:
+    from node.ledger.codec import ToSign
+    from node.ledger.signed import SignedInstruction, Take
+
+# node.ledger is imported where it is used, not at the top: the package imports node.wire,
+# which imports this module to carry TAKE messages (a cycle at import time otherwise).
+
+
+def _domain(value: object, name: str) -> str:
+    from node.ledger.codec import require_domain
+
+    return require_domain(value, name)
+
+
+def _address(value: object, name: str) -> str:
+    from node.ledger.codec import require_address
+
+    return require_address(value, name)
+
+
+def _to_sign(kind: bytes, payload: bytes) -> ToSign:
+    from node.ledger.codec import ToSign
+
+    return ToSign(kind, payload)
+
+
+# --- the acceptance ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    """Signed by the maker's validator: it accepts one take of one offer."""
+
+    offer_id: bytes
+    take_id: bytes
+    validator: str  # the maker's validator, M
+    validator_key: bytes
+    taker: str  # address
+    taker_validator: str  # T
+    amount: int  # of the offer's sell asset
+    pay: int  # of its buy asset
+    condition: bytes  # h
+    filled: int  # the offer's cumulative accepted amount, this take included
+    leg_deadline_ms: int
+    issued_ms: int
+
+    TYPE = "offer-acceptance"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "offer_id": self.offer_id,
+            "take_id": self.take_id,
+            "validator": self.validator,
+            "validator_key": self.validator_key,
+            "taker": self.taker,
+            "taker_validator": self.taker_validator,
+            "amount": self.amount,
+            "pay": self.pay,
+            "condition": self.condition,
+            "filled": self.filled,
+            "leg_deadline_ms": self.leg_deadline_ms,
+            "issued_ms": self.issued_ms,
+        }
+
+    def to_sign(self) -> bytes:
+        return pack(self.to_wire())
+
+    def signing_request(self) -> ToSign:
+        """What M signs: ``NodeKey.sign(request.kind, request.payload)``."""
+        return _to_sign(KIND_OFFER_ACCEPTANCE, self.to_sign())
+
+
+_ACCEPTANCE_FIELDS = frozenset(Acceptance(b"", b"", "", b"", "", "", 0, 0, b"", 0, 0, 0).to_wire())
+
+
+def acceptance_from_wire(obj: object) -> Acceptance:
+    fields = require_map(obj, "acceptance", _ACCEPTANCE_FIELDS)
+    if fields["type"] != Acceptance.TYPE:
+        raise DecodeError("bad-field", f"type {fields['type']!r}")
+    amount = require_int(fields["amount"], "amount", 1, AMOUNT_MAX)
+    return Acceptance(
+        require_bytes(fields["offer_id"], "offer_id", HASH_BYTES),
+        require_bytes(fields["take_id"], "take_id", HASH_BYTES),
+        _domain(fields["validator"], "validator"),
+        require_bytes(fields["validator_key"], "validator_key", PUBLIC_KEY_BYTES),
+        _address(fields["taker"], "taker"),
+        _domain(fields["taker_validator"], "taker_validator"),
+        amount,
+        require_int(fields["pay"], "pay", 1, AMOUNT_MAX),
+        require_bytes(fields["condition"], "condition", HASH_BYTES),
+        require_int(fields["filled"], "filled", amount, AMOUNT_MAX),
+        require_int(fields["leg_deadline_ms"], "leg_deadline_ms", 0, TIME_MS_MAX),
+        require_int(fields["issued_ms"], "issued_ms", 0, TIME_MS_MAX),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedAcceptance:
+    acceptance: Acceptance
+    signature: bytes
+
+    def verifies(self, validator_key: bytes) -> bool:
+        return self.acceptance.validator_key == validator_key and verify(
+            validator_key, KIND_OFFER_ACCEPTANCE, self.acceptance.to_sign(), self.signature
+        )
+
+    def to_wire(self) -> list[Any]:
+        return [self.acceptance.to_sign(), self.signature]
+
+
+def signed_acceptance_from_wire(obj: object) -> SignedAcceptance:
+    if type(obj) is not list or len(obj) != 2:
+        raise DecodeError("malformed", "a signed acceptance is [payload, signature]")
+    acceptance = decode_canonical(
+        obj[0], ACCEPTANCE_BYTES_MAX, acceptance_from_wire, Acceptance.to_wire
+    )
+    return SignedAcceptance(acceptance, require_bytes(obj[1], "signature", SIGNATURE_BYTES))
+
+
+def acceptance_problem(signed: SignedAcceptance, validator_key: bytes) -> str | None:
+    """Why ``signed`` is not an acceptance by ``validator_key`` (M's key as the
+    reader's trust knows it), or None."""
+    if signed.acceptance.validator_key != validator_key:
+        return "wrong-validator"
+    if not signed.verifies(validator_key):
+        return "bad-signature"
+    return None
+
+
+def acceptance_mismatch(acceptance: Acceptance, request: TakeRequest) -> str | None:
+    """Why ``acceptance`` does not answer ``request`` (T's own TAKE), or None."""
+    take = request.take_instruction
+    ours = (take.offer_id, request.take_id, take.taker, request.taker_validator)
+    theirs = (acceptance.offer_id, acceptance.take_id, acceptance.taker, acceptance.taker_validator)
+    if ours != theirs:
+        return "other-take"
+    if (acceptance.amount, acceptance.pay) != (take.amount, take.pay):
+        return "other-amounts"
+    if acceptance.condition != request.condition:
+        return "other-condition"
+    if acceptance.validator != request.path[-1]:
+        return "other-validator"
+    return None
+
+
+# --- TAKE and TAKE_ANSWER ------------------------------------------------------------------
+
+
+def take_forward_request(take_id: bytes, condition: bytes, taker_validator: str) -> ToSign:
+    """What T signs to send a take towards M."""
+    return _to_sign(KIND_TAKE_FORWARD, pack([take_id, condition, taker_validator]))
+
+
+def _path(value: object) -> tuple[str, ...]:
+    hops = require_list(value, "path", PAYMENT_HOPS_MAX + 1)
+    path = tuple(_domain(hop, "path") for hop in hops)
+    if len(path) < 2 or len(set(path)) != len(path):
+        raise DecodeError("bad-field", "a path names two or more distinct domains")
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class TakeRequest:
+    """Peer message TAKE: T asks M (``path[-1]``) to accept the taker's take."""
+
+    take: SignedInstruction  # of a Take
+    condition: bytes
+    taker_validator: str
+    path: tuple[str, ...]
+    signature: bytes  # T's, over take_forward_request(take_id, condition, taker_validator)
+
+    @property
+    def take_instruction(self) -> Take:
+        from node.ledger.signed import Take
+
+        take = self.take.instruction
+        assert isinstance(take, Take)
+        return take
+
+    @property
+    def take_id(self) -> bytes:
+        return self.take_instruction.take_id
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "msgType": "TAKE",
+            "take": self.take.to_wire(),
+            "condition": self.condition,
+            "takerValidator": self.taker_validator,
+            "path": list(self.path),
+            "signature": self.signature,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TakeAnswer:
+    """Peer message TAKE_ANSWER: M's acceptance, or an ``error`` code and ``detail``."""
+
+    take_id: bytes
+    path: tuple[str, ...]
+    acceptance: SignedAcceptance | None
+    error: str | None
+    detail: str = ""
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"msgType": "TAKE_ANSWER", "takeId": self.take_id}
+        out["path"] = list(self.path)
+        if self.acceptance is not None:
+            out["acceptance"] = self.acceptance.to_wire()
+        if self.error is not None:
+            out["error"] = self.error
+        out["detail"] = self.detail
+        return out
+
+
+TakeMessage = TakeRequest | TakeAnswer
+TAKE_MESSAGE_TYPES = frozenset({"TAKE", "TAKE_ANSWER"})
+
+
+def take_message_from_wire(fields: dict[str, Any]) -> TakeMessage:
+    """Decode a TAKE or TAKE_ANSWER map (``msgType`` already seen). Raises DecodeError."""
+    if fields.get("msgType") == "TAKE":
+        required = frozenset({"msgType", "take", "condition", "takerValidator", "path"})
+        check_fields(fields, required | {"signature"}, frozenset())
+        return TakeRequest(
+            _signed_take(fields["take"]),
+            require_bytes(fields["condition"], "condition", HASH_BYTES),
+            _domain(fields["takerValidator"], "takerValidator"),
+            _path(fields["path"]),
+            require_bytes(fields["signature"], "signature", SIGNATURE_BYTES),
+        )
+    check_fields(fields, frozenset({"msgType", "takeId", "path", "detail"}), _ANSWER_OPTIONAL)
+    acceptance = fields.get("acceptance")
+    error = fields.get("error")
+    if (acceptance is None) == (error is None):
+        raise DecodeError("bad-field", "TAKE_ANSWER carries an acceptance or an error")
+    return TakeAnswer(
+        require_bytes(fields["takeId"], "takeId", HASH_BYTES),
+        _path(fields["path"]),
+        None if acceptance is None else signed_acceptance_from_wire(acceptance),
+        None if error is None else require_str(error, "error", REASON_LENGTH_MAX),
+        require_str(fields["detail"], "detail", REASON_LENGTH_MAX),
+    )
+
+
+_ANSWER_OPTIONAL = frozenset({"acceptance", "error"})
+
+
+def _signed_take(value: object) -> SignedInstruction:
+    from node.ledger.signed import Take, signed_instruction_from_wire
+
+    take = signed_instruction_from_wire(value)
+    if not isinstance(take.instruction, Take):
+        raise DecodeError("bad-field", "take must be a take")
+    return take
+
+
+def take_message_bytes_bound(message: TakeMessage) -> int:
+    """An upper bound of the message's packed size (for splitting frames)."""
+    texts = list(message.path)
+    if isinstance(message, TakeRequest):
+        texts.append(message.taker_validator)
+        return 512 + len(message.take.payload()) + sum(len(t.encode()) + 8 for t in texts)
+    texts += [message.error or "", message.detail]
+    acceptance = 0 if message.acceptance is None else len(message.acceptance.acceptance.to_sign())
+    return 512 + acceptance + sum(len(t.encode()) + 8 for t in texts)
+
+
+def take_problem(request: TakeRequest, taker_validator_key: bytes) -> str | None:
+    """Why ``request`` is not a take its taker signed and T (``taker_validator_key``,
+    as the reader's trust knows T's domain) forwards, or None."""
+    take = request.take_instruction
+    if request.path[0] != request.taker_validator:
+        return "wrong-path"
+    if take.taker.partition("@")[2] != request.taker_validator:
+        return "taker-elsewhere"
+    if not request.take.verifies():
+        return "bad-take-signature"
+    forward = take_forward_request(request.take_id, request.condition, request.taker_validator)
+    if not verify(taker_validator_key, forward.kind, forward.payload, request.signature):
+        return "bad-forward-signature"
+    return None
