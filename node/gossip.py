@@ -12,13 +12,16 @@ Rules:
   ``eager_fanout`` (GOSSIP_EAGER_FANOUT) of those peers and as a HAVE of its
   (name, seq) to the others. The eager peers are the ones ranked first by a
   hash of (our key, item name, seq, peer key): deterministic, so simulations
-  replay, yet a different spanning set for every node, item and seq. A node
-  that hears a HAVE for an item it lacks or holds older sends a WANT to that
-  announcer at once; it remembers a few more announcers and asks the next one
-  if no answer came within GOSSIP_WANT_TIMEOUT_MS. A WANT for an item we do not
-  hold is ignored. Wanted names are bounded per peer and in all; what cannot
-  be asked for is left to anti-entropy. ``eager_fanout=None`` floods every
-  item to every peer (no HAVE, no WANT).
+  replay, yet a different spanning set for every node, item and seq. The
+  origin, and a node that got the item straight from its origin, push it in
+  full to every peer: the first two hops go as fast as flooding, for a few
+  copies per item. A node that hears a HAVE for an item it lacks or holds
+  older sends a WANT to that announcer at once; it remembers a few more
+  announcers and asks the next one if no answer came within
+  GOSSIP_WANT_TIMEOUT_MS. A WANT for an item we do not hold is ignored.
+  Wanted names are bounded per peer and in all; what cannot be asked for is
+  left to anti-entropy. ``eager_fanout=None`` floods every item to every peer
+  (no HAVE, no WANT).
 - Limits: GOSSIP_ITEMS_PER_ORIGIN_MAX items per origin, GOSSIP_ITEMS_MAX in
   all (a full cache refuses new names; replacing an item is always allowed),
   and a token bucket per origin (GOSSIP_ORIGIN_BURST_ITEMS, one more token every
@@ -482,12 +485,13 @@ class GossipEngine:
                 run.effects.append(NotifyRefused(*refusal))
                 continue
             self._store(run, item)
-            self._spread(run, item, [peer, *self._settle_want(item)])
+            first_hop = peer == item.origin
+            self._spread(run, item, [peer, *self._settle_want(item)], push_all=first_hop)
 
-    def _spread(self, run: _Pass, item: GossipItem, holders: list[bytes]) -> None:
+    def _spread(self, run: _Pass, item: GossipItem, holders: list[bytes], push_all: bool) -> None:
         """Push ``item`` in full to the eager peers, announce it to the others."""
         targets = [peer for peer in self.peers if peer not in holders]
-        if self.eager_fanout is None or len(targets) <= self.eager_fanout:
+        if push_all or self.eager_fanout is None or len(targets) <= self.eager_fanout:
             run.forward(targets, item)
             return
         ranked = sorted(targets, key=lambda peer: eager_rank(self.own_key, item, peer))
@@ -507,7 +511,7 @@ class GossipEngine:
             run.effects.append(NotifyRefused(*refusal))
             return
         self._store(run, item)
-        self._spread(run, item, [])
+        self._spread(run, item, [], push_all=True)
 
     def _refusal(self, item: GossipItem, now_ms: int) -> tuple[GossipRefusal, str] | None:
         problem = self._expiry_refusal(item, now_ms) or self._capacity_refusal(item)

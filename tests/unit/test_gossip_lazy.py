@@ -102,6 +102,16 @@ def test_new_item_goes_in_full_to_the_fanout_and_as_a_have_to_the_rest() -> None
     assert len(chosen) > 5  # ... yet differs from item to item
 
 
+def test_the_origin_and_its_peers_push_to_every_peer() -> None:
+    ours = item(origin=A)
+    published = engine().handle(ActionPublish(ours), NOW_MS)
+    assert sorted(full_copies(published)) == sorted(PEERS)
+    theirs = item(origin=B)
+    first_hop = engine().handle(ReceiveItems(B, (theirs,)), NOW_MS)
+    assert sorted(full_copies(first_hop)) == sorted(set(PEERS) - {B})
+    assert messages(first_hop, GossipHave) == {}
+
+
 def test_without_fanout_the_engine_floods() -> None:
     effects = engine(fanout=None).handle(ReceiveItems(B, (item(),)), NOW_MS)
     assert sorted(full_copies(effects)) == sorted(set(PEERS) - {B})
