@@ -6,7 +6,7 @@ Rules:
   equal or older seq changes nothing; a status that is no longer live
   (cancelled, filled) removes the entry.
 - Order, for a taker: lowest price first, price = buy_amount / sell_amount
-  compared exactly (fractions of integers, never floats); ties by earlier
+  compared exactly (fractions of integers, never floats alone); ties by earlier
   expiry, then by offer id. Across pairs, by (sell UAI, buy UAI).
 - Every search costs O(limit) plus the expired entries it skips: one sorted
   list per pair, per sold asset and per bought asset, all under one key, so a
@@ -37,8 +37,11 @@ from node.limits import (
     OFFERS_LIVE_PER_VALIDATOR_MAX,
 )
 
-_Key = tuple[str, str, Fraction, int, bytes]
-"""(sell UAI, buy UAI, price, expires_ms, offer id): the one order of the book."""
+_Key = tuple[str, str, float, Fraction, int, bytes]
+"""(sell UAI, buy UAI, price rounded, price, expires_ms, offer id): the one order of the
+book. The correctly rounded float goes first only for speed (a Fraction comparison costs a
+microsecond): rounding is monotonic, so floats that differ order as their prices do, and
+equal floats fall through to the exact Fraction."""
 _Name = TypeVar("_Name", str, tuple[str, str])  # an index's names: an asset or a pair
 
 
@@ -77,6 +80,7 @@ class BookEntry:
         return (
             self.sell_uai,
             self.buy_uai,
+            self.buy_amount / self.sell_amount,  # int / int is correctly rounded
             Fraction(self.buy_amount, self.sell_amount),
             self.expires_ms,
             self.offer_id,
@@ -200,8 +204,8 @@ class OrderBook:
             if key == last:
                 continue  # an offer selling and buying one asset is in both asset lists
             last = key
-            if key[3] > now_ms:
-                found.append(self._entries[key[4]][0])
+            if key[4] > now_ms:
+                found.append(self._entries[key[5]][0])
         return found
 
     def _sources(self, sell: str | None, buy: str | None, asset: str | None) -> Iterator[_Key]:

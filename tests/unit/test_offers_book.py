@@ -54,6 +54,10 @@ def test_best_price_first_with_exact_comparison_and_ties():
     book.put(entry(4, 6, 2, expires_ms=NOW_MS + 1_000), NOW_MS)  # same price as 2, sooner
     book.put(entry(5, 6, 2, expires_ms=NOW_MS + 1_000), NOW_MS)  # same as 4: by offer id
     assert ids(book.search(EUR, USD, now_ms=NOW_MS)) == [4, 5, 2, 1, 3]
+    # Prices whose floats are equal (1.0) still order exactly, whatever the arrival order.
+    book.put(entry(7, 10**18, 10**18 + 2), NOW_MS)
+    book.put(entry(6, 10**18, 10**18 + 1), NOW_MS)
+    assert ids(book.search(EUR, USD, now_ms=NOW_MS))[-3:] == [6, 7, 3]
     assert book.search(EUR, USD, now_ms=NOW_MS, limit=2)[0].price == (1, 3)
 
 
@@ -153,8 +157,8 @@ operation = st.one_of(
         st.just("put"),
         st.integers(0, 30),  # offer number
         st.sampled_from([(a, b) for a in UAIS for b in UAIS if a != b]),
-        st.integers(1, 50),  # sell
-        st.integers(1, 50),  # buy
+        st.integers(1, 50) | st.integers(10**18 - 3, 10**18 + 3),  # sell
+        st.integers(1, 50) | st.integers(10**18 - 3, 10**18 + 3),  # buy
         st.integers(1, 20),  # expiry step
     ),
     st.tuples(st.just("fill"), st.integers(0, 30), st.integers(1, 50)),
