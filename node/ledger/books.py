@@ -351,12 +351,15 @@ class Books:
         return list(self._state.offers)
 
     def open_offers(self, maker: str | None = None) -> list[OfferView]:
-        """The open offers (of ``maker``, or everyone's), oldest first."""
-        return [
-            offer_view(offer_id, reservation)
+        """The open offers (of ``maker``, or everyone's) in the order they were
+        placed (at the same millisecond: by maker, then nonce)."""
+        found = [
+            (reservation.placed_ms, reservation.offer.maker, reservation.offer.nonce, offer_id)
             for offer_id, reservation in self._state.offers.items()
             if reservation.status == "open" and maker in (None, reservation.offer.maker)
         ]
+        offers = self._state.offers
+        return [offer_view(offer_id, offers[offer_id]) for *_, offer_id in sorted(found)]
 
     def reserved(self, ubi: str) -> dict[str, int]:
         """Per uai, what the open offers of ``ubi`` keep from its balances."""

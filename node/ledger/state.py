@@ -179,6 +179,7 @@ class OfferState:
     instruction: SignedInstruction
     left: int
     fee_left: int
+    placed_ms: int  # when its entry was appended
     status: str = "open"
     reason: str = ""
 
@@ -305,7 +306,7 @@ class BooksState:
         if terms is not None:
             self._open_hold(terms, body.instruction)
         if isinstance(instruction, OfferInstruction):
-            self._count_offer(body.instruction)
+            self._count_offer(body.instruction, body.appended_at_ms)
             return
         totals = self.totals[instruction.uai]
         if isinstance(instruction, Transfer | CrossTransfer):
@@ -341,7 +342,7 @@ class BooksState:
             hold.status, hold.reason = "released", instruction.reason
         return hold
 
-    def _count_offer(self, signed: SignedInstruction) -> None:
+    def _count_offer(self, signed: SignedInstruction, time_ms: int) -> None:
         """An offer's reservation: opened, taken from (a take here, a carved
         fill), given back (an unfill) or closed. Sums only, so a snapshot may
         count them in any order between the offer and its close."""
@@ -349,7 +350,7 @@ class BooksState:
         if isinstance(instruction, Offer):
             assert instruction.offer_id not in self.offers, "an offer twice"
             self.offers[instruction.offer_id] = OfferState(
-                signed, instruction.sell_amount, instruction.max_fee
+                signed, instruction.sell_amount, instruction.max_fee, time_ms
             )
             _add(self.reserved, instruction.sell_uai, instruction.reserved)
             _add(self.open_offers, instruction.maker, 1)
