@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 import enum
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal, TypeVar
@@ -157,6 +157,14 @@ class OrderBook:
         _count(self._per_maker, entry.maker, -1)
         _count(self._per_validator, entry.validator, -1)
         return [BookChange("removed", entry)]
+
+    def retain_validators(self, validators: Collection[str]) -> list[BookChange]:
+        """Remove the offers of every validator not in ``validators`` (the domains the
+        trust still accepts, after an endorsement went away). Scans the whole book."""
+        if all(validator in validators for validator in self._per_validator):
+            return []
+        gone = [i for i, (entry, _) in self._entries.items() if entry.validator not in validators]
+        return [change for offer_id in sorted(gone) for change in self.remove(offer_id)]
 
     def prune(self, now_ms: int) -> list[BookChange]:
         """Remove every entry expired at ``now_ms``."""

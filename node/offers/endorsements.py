@@ -12,9 +12,11 @@ Rules:
   ENDORSEMENT_DEPTH_MAX. One key, one domain, and one domain, one key: an
   endorsement that would bind a domain or a key a second time is refused
   (first come, in closure order, wins).
-- The closure is recomputed from the stored endorsements whenever one is added
-  or removed, breadth first, endorsers and subjects in sorted order, so every
-  node holding the same endorsements accepts the same keys at the same depths.
+- The closure is a function of the stored endorsements: breadth first,
+  endorsers and subjects in sorted order, so every node holding the same
+  endorsements accepts the same keys at the same depths, whatever the order
+  they came in. (``Trust`` applies a pure extension at once and recomputes
+  the rest lazily; the result is the same.)
 - Nothing unendorsed is stored: ``endorsement_problem`` is the gossip verify
   callback of kind ``validator``. At most ENDORSEMENTS_KEPT_MAX are held.
 - Pure: no clock (expiry is gossip's), no I/O; the shell signs.
@@ -155,40 +157,52 @@ def endorsement_item(signed: SignedEndorsement) -> GossipItem:
 class Trust:
     """The validator keys this node accepts, with their domains and depths.
 
-    ``trusted``: the peers of the config, key -> domain (depth 1)."""
+    ``trusted``: the peers of the config, key -> domain (depth 1). An endorsement
+    that only extends the closure by one new key (its endorser accepted, its
+    subject's key and domain unbound, nothing stored that the subject endorsed)
+    is applied at once; any other change marks the closure stale and the next
+    query recomputes it, so a batch of changes costs one recomputation."""
 
     def __init__(self, own_key: bytes, own_domain: str, trusted: Mapping[bytes, str]) -> None:
         self.own_key = own_key
         self.own_domain = own_domain
         self.trusted = dict(trusted)
         self.endorsements: dict[tuple[bytes, bytes], SignedEndorsement] = {}
+        self._endorsing: dict[bytes, int] = {}  # endorser key -> endorsements stored
         self._accepted: dict[bytes, tuple[str, int]] = {}  # key -> (domain, depth)
         self._keys: dict[str, bytes] = {}  # domain -> key
         self._addresses: dict[bytes, str] = {}  # key -> the address its first endorser gave
-        self._recompute()
+        self._stale = True
 
     def depth(self, key: bytes) -> int | None:
-        accepted = self._accepted.get(key)
+        accepted = self._closure().get(key)
         return None if accepted is None else accepted[1]
 
     def domain_of(self, key: bytes) -> str | None:
-        accepted = self._accepted.get(key)
+        accepted = self._closure().get(key)
         return None if accepted is None else accepted[0]
 
     def key_of(self, domain: str) -> bytes | None:
+        self._closure()
         return self._keys.get(domain)
 
     def address_of(self, key: bytes) -> str | None:
         """The "host:port" the endorsement that accepted ``key`` gave, if any."""
+        self._closure()
         return self._addresses.get(key)
+
+    def domains(self) -> frozenset[str]:
+        """The domains of every accepted validator key (for ``OrderBook.retain_validators``)."""
+        self._closure()
+        return frozenset(self._keys)
 
     def accepted(self) -> dict[bytes, tuple[str, int]]:
         """key -> (domain, depth) of every accepted validator key."""
-        return dict(self._accepted)
+        return dict(self._closure())
 
     def add(self, signed: SignedEndorsement) -> None:
-        """Store a verified endorsement (replacing an older one of the same endorser
-        and subject) and recompute the closure."""
+        """Store a verified endorsement, replacing an older one of the same endorser
+        and subject. Beyond ENDORSEMENTS_KEPT_MAX, a new one is dropped."""
         body = signed.endorsement
         name = (body.endorser_key, body.subject_key)
         held = self.endorsements.get(name)
@@ -197,17 +211,46 @@ class Trust:
         if held is None and len(self.endorsements) >= ENDORSEMENTS_KEPT_MAX:
             return
         self.endorsements[name] = signed
-        self._recompute()
+        if held is None:
+            self._endorsing[body.endorser_key] = self._endorsing.get(body.endorser_key, 0) + 1
+            if self._extends(body):
+                return
+        self._stale = True
 
     def remove(self, signed: SignedEndorsement) -> None:
-        """Forget an endorsement (its item expired) and recompute the closure."""
+        """Forget an endorsement (its item expired)."""
         body = signed.endorsement
         name = (body.endorser_key, body.subject_key)
         if self.endorsements.get(name) == signed:
             del self.endorsements[name]
+            self._endorsing[body.endorser_key] -= 1
+            if not self._endorsing[body.endorser_key]:
+                del self._endorsing[body.endorser_key]
+            self._stale = True
+
+    def _extends(self, body: ValidatorEndorsement) -> bool:
+        """Apply ``body`` alone when a recomputation would do just that; else False."""
+        endorser = self._accepted.get(body.endorser_key)
+        if (
+            self._stale
+            or endorser is None
+            or endorser[0] != body.endorser
+            or endorser[1] >= ENDORSEMENT_DEPTH_MAX
+            or body.subject_key in self._accepted
+            or body.subject in self._keys
+            or body.subject_key in self._endorsing
+        ):
+            return False
+        self._follow(body, endorser[1] + 1)
+        return True
+
+    def _closure(self) -> dict[bytes, tuple[str, int]]:
+        if self._stale:
             self._recompute()
+        return self._accepted
 
     def _recompute(self) -> None:
+        self._stale = False
         self._accepted = {self.own_key: (self.own_domain, 0)}
         self._keys = {self.own_domain: self.own_key}
         self._addresses = {}
@@ -224,10 +267,12 @@ class Trust:
 
     def _follow(self, body: ValidatorEndorsement, depth: int) -> None:
         """Accept the subject of an endorsement by an accepted key at ``depth`` - 1."""
-        if body.endorser != self.domain_of(body.endorser_key):
+        endorser = self._accepted.get(body.endorser_key)
+        if endorser is None or endorser[0] != body.endorser:
             return  # signed under another name than the one we know its endorser by
         self._accept(body.subject_key, body.subject, depth)
-        if body.address is not None and self.domain_of(body.subject_key) == body.subject:
+        subject = self._accepted.get(body.subject_key)
+        if body.address is not None and subject is not None and subject[0] == body.subject:
             self._addresses.setdefault(body.subject_key, body.address)
 
     def _accept(self, key: bytes, domain: str, depth: int) -> None:

@@ -211,3 +211,13 @@ def test_search_returns_exactly_the_live_offers_in_exact_price_order(operations,
         key=lambda e: (e.sell_uai, Fraction(e.buy_amount, e.sell_amount), e.expires_ms, e.offer_id),
     )
     assert book.search(sell, buy, now_ms=now_ms, limit=100) == expected
+
+
+def test_offers_of_validators_no_longer_trusted_leave_the_book():
+    book = OrderBook()
+    book.put(entry(1, validator="bank-a.test"), NOW_MS)
+    book.put(entry(2, validator="bank-b.test"), NOW_MS)
+    assert book.retain_validators({"bank-a.test", "bank-b.test"}) == []
+    removed = book.retain_validators(frozenset({"bank-a.test"}))
+    assert [(c.kind, ids([c.entry])) for c in removed] == [("removed", [2])]
+    assert ids(book.search(now_ms=NOW_MS)) == [1]

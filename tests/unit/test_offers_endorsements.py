@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.codec import pack
 from node.gossip import GossipItem
@@ -62,6 +64,7 @@ def test_removing_a_link_drops_everything_beyond_it_and_adding_it_back_restores(
     link = trust.endorsements[(key(2).public_key, key(3).public_key)]
     trust.remove(link)
     assert [trust.depth(key(n).public_key) for n in range(5)] == [0, 1, 2, None, None]
+    assert trust.domains() == {domain(0), domain(1), domain(2)}
     trust.add(link)
     assert [trust.depth(key(n).public_key) for n in range(5)] == [0, 1, 2, 3, 4]
 
@@ -160,3 +163,35 @@ def test_undecodable_bodies_are_refused(body):
     item = _with_body(endorse(1, 2), body=body)
     problem = trust_of().endorsement_problem(item)
     assert problem is not None and problem.startswith("undecodable")
+
+
+# --- property: the closure depends on the endorsements held, not on their history ---------
+
+change = st.tuples(
+    st.booleans(),  # add (or remove)
+    st.integers(0, 7),  # endorser
+    st.integers(0, 7),  # subject
+    st.sampled_from([None, "bank-x.test"]),  # the subject's own domain, or a contested one
+    st.booleans(),  # query the trust after this change
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(change, max_size=40))
+def test_the_closure_is_the_same_as_recomputed_from_scratch(changes):
+    trust = trust_of(trusted=(1, 2))
+    for add, endorser, subject, subject_domain, query in changes:
+        if endorser == subject:
+            continue
+        signed = endorse(endorser, subject, subject_domain=subject_domain)
+        if add:
+            trust.add(signed)
+        else:
+            trust.remove(signed)
+        if query:
+            trust.depth(key(0).public_key)
+    fresh = trust_of(trusted=(1, 2))
+    fresh.endorsements = dict(trust.endorsements)
+    fresh._recompute()
+    assert trust.accepted() == fresh.accepted()
+    assert trust.domains() == fresh.domains()
