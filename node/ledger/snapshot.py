@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from node.codec import TIME_MS_MAX, DecodeError, require_int
 from node.ledger.chain import ChainEntry, entry_from_wire, home_chain, same_validator
 from node.ledger.codec import (
     attributes_from_wire,
@@ -48,7 +49,6 @@ from node.limits import (
     CHAIN_FILE_ENTRIES_MAX,
     USERS_PER_VALIDATOR_MAX,
 )
-from node.wire import TIME_MS_MAX, DecodeError, require_int
 
 SNAPSHOT_FORMAT = "ledgermesh/ledger-books/1"
 _FIELDS = frozenset({"format", "validator", "clock_ms", "users", "assets", "chains"})
