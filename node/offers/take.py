@@ -20,7 +20,7 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from node.codec import (
     TIME_MS_MAX,
@@ -34,6 +34,8 @@ from node.codec import (
     require_map,
     require_str,
 )
+from node.ledger.codec import ToSign, domain_of, require_address, require_domain
+from node.ledger.signed import SignedInstruction, Take, signed_instruction_from_wire
 from node.limits import (
     ACCEPTANCE_BYTES_MAX,
     AMOUNT_MAX,
@@ -44,32 +46,6 @@ from node.limits import (
     SIGNATURE_BYTES,
 )
 from node.signatures import KIND_OFFER_ACCEPTANCE, KIND_TAKE_FORWARD, verify
-
-if TYPE_CHECKING:
-    from node.ledger.codec import ToSign
-    from node.ledger.signed import SignedInstruction, Take
-
-# node.ledger is imported where it is used, not at the top: the package imports node.wire,
-# which imports this module to carry TAKE messages (a cycle at import time otherwise).
-
-
-def _domain(value: object, name: str) -> str:
-    from node.ledger.codec import require_domain
-
-    return require_domain(value, name)
-
-
-def _address(value: object, name: str) -> str:
-    from node.ledger.codec import require_address
-
-    return require_address(value, name)
-
-
-def _to_sign(kind: bytes, payload: bytes) -> ToSign:
-    from node.ledger.codec import ToSign
-
-    return ToSign(kind, payload)
-
 
 # --- the acceptance ------------------------------------------------------------------------
 
@@ -115,7 +91,7 @@ class Acceptance:
 
     def signing_request(self) -> ToSign:
         """What M signs: ``NodeKey.sign(request.kind, request.payload)``."""
-        return _to_sign(KIND_OFFER_ACCEPTANCE, self.to_sign())
+        return ToSign(KIND_OFFER_ACCEPTANCE, self.to_sign())
 
 
 _ACCEPTANCE_FIELDS = frozenset(Acceptance(b"", b"", "", b"", "", "", 0, 0, b"", 0, 0, 0).to_wire())
@@ -129,10 +105,10 @@ def acceptance_from_wire(obj: object) -> Acceptance:
     return Acceptance(
         require_bytes(fields["offer_id"], "offer_id", HASH_BYTES),
         require_bytes(fields["take_id"], "take_id", HASH_BYTES),
-        _domain(fields["validator"], "validator"),
+        require_domain(fields["validator"], "validator"),
         require_bytes(fields["validator_key"], "validator_key", PUBLIC_KEY_BYTES),
-        _address(fields["taker"], "taker"),
-        _domain(fields["taker_validator"], "taker_validator"),
+        require_address(fields["taker"], "taker"),
+        require_domain(fields["taker_validator"], "taker_validator"),
         amount,
         require_int(fields["pay"], "pay", 1, AMOUNT_MAX),
         require_bytes(fields["condition"], "condition", HASH_BYTES),
@@ -196,12 +172,12 @@ def acceptance_mismatch(acceptance: Acceptance, request: TakeRequest) -> str | N
 
 def take_forward_request(take_id: bytes, condition: bytes, taker_validator: str) -> ToSign:
     """What T signs to send a take towards M."""
-    return _to_sign(KIND_TAKE_FORWARD, pack([take_id, condition, taker_validator]))
+    return ToSign(KIND_TAKE_FORWARD, pack([take_id, condition, taker_validator]))
 
 
 def _path(value: object) -> tuple[str, ...]:
     hops = require_list(value, "path", PAYMENT_HOPS_MAX + 1)
-    path = tuple(_domain(hop, "path") for hop in hops)
+    path = tuple(require_domain(hop, "path") for hop in hops)
     if len(path) < 2 or len(set(path)) != len(path):
         raise DecodeError("bad-field", "a path names two or more distinct domains")
     return path
@@ -219,8 +195,6 @@ class TakeRequest:
 
     @property
     def take_instruction(self) -> Take:
-        from node.ledger.signed import Take
-
         take = self.take.instruction
         assert isinstance(take, Take)
         return take
@@ -273,7 +247,7 @@ def take_message_from_wire(fields: dict[str, Any]) -> TakeMessage:
         return TakeRequest(
             _signed_take(fields["take"]),
             require_bytes(fields["condition"], "condition", HASH_BYTES),
-            _domain(fields["takerValidator"], "takerValidator"),
+            require_domain(fields["takerValidator"], "takerValidator"),
             _path(fields["path"]),
             require_bytes(fields["signature"], "signature", SIGNATURE_BYTES),
         )
@@ -295,8 +269,6 @@ _ANSWER_OPTIONAL = frozenset({"acceptance", "error"})
 
 
 def _signed_take(value: object) -> SignedInstruction:
-    from node.ledger.signed import Take, signed_instruction_from_wire
-
     take = signed_instruction_from_wire(value)
     if not isinstance(take.instruction, Take):
         raise DecodeError("bad-field", "take must be a take")
@@ -320,7 +292,7 @@ def take_problem(request: TakeRequest, taker_validator_key: bytes) -> str | None
     take = request.take_instruction
     if request.path[0] != request.taker_validator:
         return "wrong-path"
-    if take.taker.partition("@")[2] != request.taker_validator:
+    if domain_of(take.taker) != request.taker_validator:
         return "taker-elsewhere"
     if not request.take.verifies():
         return "bad-take-signature"
