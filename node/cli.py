@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from node import cli_accounts, cli_payments, units
+from node import cli_accounts, cli_offers, cli_payments, units
 from node.api.client import open_api_client
 from node.api.protocol import ApiError
 from node.cli_accounts import CommandError
@@ -455,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_accounts.register(commands, common)
     simulations_cli.register(commands, common)
     cli_payments.register(commands, common)
+    cli_offers.register(commands, common)
     return parser
 
 
@@ -484,6 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         *EXPECTED_ERRORS,
         *cli_accounts.EXPECTED_ERRORS,
         *cli_payments.EXPECTED_ERRORS,
+        *cli_offers.EXPECTED_ERRORS,
     ) as error:
         message = error.message if isinstance(error, ApiError) else str(error)
         if args.json:

@@ -186,8 +186,14 @@ class CustomerPayments:
         hold = self.books.hold(notice.hold_id, notice.payment_id)
         if hold is None or hold.status != "open":
             return
+        if hold.kind == "offer-fill" and notice.status is not PaymentStatus.SUCCEEDED:
+            return  # the exchange desk gives a failed fill back to its offer
         succeeded = notice.status is PaymentStatus.SUCCEEDED
         self._end(hold, notice.fee if succeeded else None, notice.reason or "failed", now_ms)
+
+    def end_hold(self, hold: HoldState, fee: int | None, reason: str, now_ms: int) -> None:
+        """Settle (``fee`` given) or release an open hold: for the exchange desk."""
+        self._end(hold, fee, reason, now_ms)
 
     def _end(self, hold: HoldState, fee: int | None, reason: str, now_ms: int) -> None:
         transfer = hold.transfer
@@ -235,8 +241,12 @@ class CustomerPayments:
         for hold in self.books.open_holds():
             transfer = hold.transfer
             payment = self.payments.payments.get(transfer.payment_id)
+            exchange = hold.kind in ("take", "offer-fill")  # the exchange desk's to end
             if payment is None or payment.started.hold_id != transfer.from_ubi:
-                self._end(hold, None, "not-started", now_ms)
+                if not exchange:
+                    self._end(hold, None, "not-started", now_ms)
+            elif exchange and payment.status is PaymentStatus.FAILED:
+                continue
             elif payment.status is PaymentStatus.SUCCEEDED:
                 self._end(hold, self._fee(transfer.payment_id), "", now_ms)
             elif payment.status is PaymentStatus.FAILED:

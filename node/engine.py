@@ -28,6 +28,7 @@ from node import wire
 from node.accounts import AccountsDesk
 from node.api.protocol import (
     CUSTOMER_OPERATIONS,
+    OFFER_OPERATIONS,
     ApiError,
     Request,
     decode_request,
@@ -38,9 +39,12 @@ from node.api.protocol import (
 from node.config import NodeConfig
 from node.crypto import NodeKey
 from node.customer_payments import CustomerPayments
+from node.exchange_desk import EXCHANGE_MESSAGES, ExchangeDesk
+from node.exchange_state import exchange_log_record
 from node.federation import Effect as FederationEffect
 from node.limits import HASH_BYTES, SNAPSHOT_EVERY_RECORDS
 from node.net.base import PeerDown, PeerStatus, PeerUp, Received, TransportEvent
+from node.offers_desk import OffersDesk
 from node.payments.events import Effect as PaymentEffect
 from node.payments.events import Input as PaymentInput
 from node.payments_desk import PAYMENT_MESSAGES, PaymentsDesk
@@ -159,6 +163,35 @@ class NodeEngine:
             self.payments.payment,
         )
         self.payments.customers = self.customer_payments
+        self.offers = OffersDesk(
+            config,
+            key,
+            state.books,
+            self.accounts.run_books,
+            state.exchange.cancels,
+            self._log_exchange,
+        )
+        self.payments.gossip_kinds.update(dict.fromkeys(OffersDesk.KINDS, self.offers))
+        self.offers.refuse = self._refuse
+        self.exchanges = ExchangeDesk(
+            config,
+            key,
+            state.books,
+            state.exchange,
+            self.accounts.run_books,
+            self._log_exchange,
+            self.offers,
+            self.payments,
+            self.customer_payments,
+            random_bytes,
+        )
+        self.offers.exchanges = self.exchanges
+        self.payments.exchanges = self.exchanges
+        self.peer_keys = {peer.name: peer.public_key for peer in config.peers}
+
+    def _log_exchange(self, record: dict[str, Any]) -> None:
+        self._append(exchange_log_record(record))
+        self.state.exchange.apply(record)
 
     def _append(self, payload: bytes) -> None:
         self.log.append(payload)
@@ -177,6 +210,11 @@ class NodeEngine:
     def decide(self, events: Sequence[TransportEvent], now_ms: int, *, tick: bool) -> Decisions:
         """Run events (and the clock's tick) through the cores; append their records."""
         current = Decisions(defaultdict(list), [])
+        run, send = self._payment_callbacks(now_ms, current)
+        self.offers.publish = lambda item, at_ms: self.payments.publish(item, at_ms, send)
+        self.offers.now_ms = now_ms
+        self.exchanges.feed = lambda event: self.payments.feed(event, now_ms, run, send)
+        self.exchanges.send = lambda peer, message: send(self.peer_keys[peer], message)
         for event in events:
             self._on_event(event, now_ms, current)
         if tick:
@@ -184,6 +222,8 @@ class NodeEngine:
                 self._run_core(peer_key, TimerTick(), now_ms, current)
             self._settle_federation(self.accounts.tick(now_ms), current)
             self.payments.tick(now_ms, *self._payment_callbacks(now_ms, current))
+            self.offers.tick(now_ms)
+            self.exchanges.tick(now_ms)
         return current
 
     def _payment_callbacks(
@@ -272,6 +312,8 @@ class NodeEngine:
             elif isinstance(message, PAYMENT_MESSAGES):
                 run, send = self._payment_callbacks(now_ms, current)
                 self.payments.on_peer_message(event.peer_key, message, now_ms, run, send)
+            elif isinstance(message, EXCHANGE_MESSAGES):
+                self.exchanges.on_message(self.peer_names[event.peer_key], message, now_ms)
 
     def _settle_federation(self, effects: list[FederationEffect], current: Decisions) -> None:
         def send(peer_key: bytes, message: wire.Resolve | wire.Resolved) -> None:
@@ -375,6 +417,10 @@ class NodeEngine:
             return self._invoice(args["amount"], args["unit"], now_ms, current)
         if request.op == "transfer":
             return self._transfer(args["peer"], args["direction"], args["msg_id"])
+        if request.op in ("asset_info", "offer", "offers_search", "offers_changes"):
+            return self._serve_offers(b"", "", request, now_ms, current)
+        if request.op in OFFER_OPERATIONS:
+            raise ApiError("customers-only", f"{request.op} is signed by a customer's key")
         return self._serve_accounts(self.config.operator_key, request, now_ms, current)
 
     def _serve_accounts(
@@ -424,8 +470,32 @@ class NodeEngine:
             return self.customer_payments.submit(client_key, address, request.args, now_ms, feed)
         if request.op == "transfer_status":
             return self.customer_payments.status(address, request.args["payment_id"])
+        if request.op in OFFER_OPERATIONS:
+            return self._serve_offers(client_key, address, request, now_ms, current)
         assert request.op == "resolve"
         return self._resolve(client_key, request, now_ms, current)
+
+    def _serve_offers(
+        self, client_key: bytes, address: str, request: Request, now_ms: int, current: Decisions
+    ) -> Any:
+        """Offers: making, cancelling and taking them (customers), finding them (anyone)."""
+        args, offers = request.args, self.offers
+        if request.op == "asset_info":
+            return offers.asset_info(args["uai"])
+        if request.op == "offer":
+            return offers.offer_view(args["offer_id"], now_ms)
+        if request.op == "offers_search":
+            return offers.search(args, now_ms)
+        if request.op == "offers_changes":
+            return offers.changes(args, now_ms)
+        if request.op == "offer_create":
+            return offers.create(client_key, address, args, now_ms)
+        if request.op == "offer_cancel":
+            return offers.cancel(client_key, address, args, now_ms)
+        if request.op == "offer_take":
+            return offers.take(client_key, address, args, now_ms)
+        assert request.op == "take_status"
+        return offers.take_status(address, args["take_id"])
 
     def _resolve(self, client_key: bytes, request: Request, now_ms: int, current: Decisions) -> Any:
         req_id = int.from_bytes(self.random_bytes(8), "big") >> 1

@@ -182,6 +182,21 @@ assert ROUTING_EXPIRY_DELTA_MS_DEFAULT <= PAYMENT_EXPIRY_DELTA_MS_MAX
 assert ROUTING_FEE_PPM_DEFAULT <= PAYMENT_FEE_PPM_MAX
 assert MAX_FEE_PPM_DEFAULT <= PAYMENT_FEE_PPM_MAX
 
+# --- exchange desk (node/offers_desk.py, node/exchange_desk.py) ---------------------------------
+OFFER_ID_PREFIX_MIN = 8  # hex digits of an offer id a user may type instead of all 64
+OFFER_SEARCH_RESULTS_MAX = 200  # offers one search answers
+OFFER_JOURNAL_MAX = 4_096  # book changes kept for `offers watch` pollers
+OFFER_CHANGES_PER_ANSWER_MAX = 256
+ENDORSE_INTERVAL_MS = 3600 * 1000  # a validator re-endorses its trusted peers this often
+ENDORSEMENT_LIFETIME_MS = 3 * 3600 * 1000  # ... for this long
+EXCHANGE_TAKE_TIMEOUT_MS = 60_000  # a take not accepted by then is given up (hold released)
+EXCHANGE_LEG_A_FINAL_DELTA_MS = 240_000  # the taker's leg outlives the maker's leg by this much
+EXCHANGE_CLAIM_MARGIN_MS = 30_000  # the maker's validator claims leg A this long before it expires
+EXCHANGE_TAKES_OPEN_MAX = 1_000  # takes in flight at one validator (as maker's or taker's)
+assert OFFER_CHANGES_PER_ANSWER_MAX <= OFFER_JOURNAL_MAX
+assert ENDORSE_INTERVAL_MS < ENDORSEMENT_LIFETIME_MS <= GOSSIP_ITEM_LIFETIME_MS_MAX
+assert EXCHANGE_CLAIM_MARGIN_MS > CLOCK_SKEW_MS_MAX
+
 # --- offers core (node/offers) OFFERS-GOSSIP ---------------------------------------------
 ENDORSEMENT_DEPTH_MAX = 4  # endorsements between us and the farthest validator key we accept
 ENDORSEMENT_LIFETIME_MS_MAX = 24 * 3600 * 1000  # an endorsement may not claim to last longer
@@ -194,13 +209,13 @@ OFFER_BOOK_RESULTS_MAX = 1_000  # entries one book search returns
 ACCEPTANCE_BYTES_MAX = 1_024  # a maker validator's signed acceptance payload
 OFFER_EVIDENCE_ACCEPTANCES_MAX = 64  # acceptances one overfill evidence file may carry
 OFFER_EVIDENCE_BYTES_MAX = 128 * 1024
-assert 1 <= ENDORSEMENT_DEPTH_MAX
+assert ENDORSEMENT_DEPTH_MAX >= 1
 assert ENDORSEMENT_LIFETIME_MS_MAX <= GOSSIP_ITEM_LIFETIME_MS_MAX
 assert ENDORSEMENT_BYTES_MAX + SIGNATURE_BYTES + 16 <= GOSSIP_ITEM_BYTES_MAX
 assert ENDORSEMENTS_KEPT_MAX <= GOSSIP_ITEMS_MAX
 assert 0 < OFFERS_LIVE_PER_MAKER_MAX <= OFFERS_LIVE_PER_VALIDATOR_MAX
 assert OFFERS_LIVE_PER_VALIDATOR_MAX <= GOSSIP_ITEMS_PER_ORIGIN_MAX  # each is one item of M
-assert 2 <= OFFER_EVIDENCE_ACCEPTANCES_MAX  # an overfill is provable with two acceptances
+assert OFFER_EVIDENCE_ACCEPTANCES_MAX >= 2  # an overfill is provable with two acceptances
 assert (
     OFFER_EVIDENCE_ACCEPTANCES_MAX * (ACCEPTANCE_BYTES_MAX + SIGNATURE_BYTES + 16)
     + INSTRUCTION_BYTES_MAX

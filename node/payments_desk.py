@@ -27,7 +27,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from node import snap
 from node.api.protocol import ApiError
@@ -38,11 +38,16 @@ from node.gossip import (
     ActionPublish,
     GossipDigest,
     GossipEngine,
+    GossipHave,
+    GossipItem,
     GossipItems,
+    GossipWant,
     NotifyRemoved,
     NotifyStored,
     ReceiveDigest,
+    ReceiveHave,
     ReceiveItems,
+    ReceiveWant,
 )
 from node.gossip import Effect as GossipEffect
 from node.gossip import Input as GossipInput
@@ -67,6 +72,7 @@ from node.payments.events import (
     IncomingConditional,
     IncomingFinal,
     Input,
+    NotifyHeld,
     NotifyPayment,
     NotifyReceived,
     NotifyRefused,
@@ -101,7 +107,24 @@ Send = Callable[[bytes, PeerMessage], None]
 Append = Callable[[bytes], None]
 Refuse = Callable[[str, str], None]
 
-PAYMENT_MESSAGES = (GossipItems, GossipDigest, InvoiceRequest, InvoiceAnswer)
+PAYMENT_MESSAGES = (
+    GossipItems,
+    GossipDigest,
+    GossipHave,
+    GossipWant,
+    InvoiceRequest,
+    InvoiceAnswer,
+)
+
+
+class GossipKind(Protocol):
+    """Another desk's kind of gossip item, carried by the same engine as routes."""
+
+    def item_problem(self, item: GossipItem) -> str | None: ...
+
+    def on_stored(self, item: GossipItem) -> None: ...
+
+    def on_removed(self, item: GossipItem) -> None: ...
 
 
 def max_fee_of(args: dict[str, Any]) -> int:
@@ -141,11 +164,13 @@ class PaymentsDesk:
             self.payee_known,
             state.payments,
         )
-        self.gossip = GossipEngine(key.public_key, self.names, route_item_problem)
+        self.gossip = GossipEngine(key.public_key, self.names, self._item_problem)
+        self.gossip_kinds: dict[str, GossipKind] = {}
         self.announced_ms: int | None = None
         self.recovered = False
         self.notices: dict[str, NotifyPayment] = {}
         self.customers: CustomerPayments | None = None
+        self.exchanges: Any = None  # the exchange desk (node.exchange_desk), when wired
 
     # --- callbacks of the payment core --------------------------------------------------
 
@@ -177,6 +202,10 @@ class PaymentsDesk:
             self._gossip(ReceiveItems(peer_key, message.items), now_ms, send)
         elif isinstance(message, GossipDigest):
             self._gossip(ReceiveDigest(peer_key, message), now_ms, send)
+        elif isinstance(message, GossipHave):
+            self._gossip(ReceiveHave(peer_key, message), now_ms, send)
+        elif isinstance(message, GossipWant):
+            self._gossip(ReceiveWant(peer_key, message), now_ms, send)
         elif isinstance(message, InvoiceRequest):
             fresh = self.random_bytes(HASH_BYTES)
             self.feed(ReceiveInvoiceRequest(peer, message, fresh), now_ms, run, send)
@@ -289,6 +318,11 @@ class PaymentsDesk:
             self.notices[effect.payment_id] = effect
             if self.customers is not None:
                 self.customers.on_payment(effect, now_ms)
+            if self.exchanges is not None:
+                self.exchanges.on_payment(effect, now_ms)
+        elif isinstance(effect, NotifyHeld):
+            if self.exchanges is not None:
+                self.exchanges.on_held(effect, now_ms)
         elif isinstance(effect, NotifyReceived):
             if self.customers is not None:
                 self.customers.on_received(effect, now_ms)
@@ -334,6 +368,16 @@ class PaymentsDesk:
                 item = announcement_item(SignedAnnouncement(announcement, signature))
                 self._gossip(ActionPublish(item), now_ms, send)
 
+    def _item_problem(self, item: GossipItem) -> str | None:
+        if item.kind == ROUTE_KIND:
+            return route_item_problem(item)
+        kind = self.gossip_kinds.get(item.kind)
+        return f"unknown kind {item.kind!r}" if kind is None else kind.item_problem(item)
+
+    def publish(self, item: GossipItem, now_ms: int, send: Send) -> None:
+        """Store and spread an item of ours that another desk signed."""
+        self._gossip(ActionPublish(item), now_ms, send)
+
     def _gossip(self, event: GossipInput, now_ms: int, send: Send) -> None:
         for effect in self.gossip.handle(event, now_ms):
             self._carry_out_gossip(effect, send)
@@ -343,6 +387,11 @@ class PaymentsDesk:
             send(effect.peer, effect.message)
         elif isinstance(effect, NotifyStored | NotifyRemoved):
             if effect.item.kind != ROUTE_KIND:
+                kind = self.gossip_kinds.get(effect.item.kind)
+                if kind is not None and isinstance(effect, NotifyStored):
+                    kind.on_stored(effect.item)
+                elif kind is not None:
+                    kind.on_removed(effect.item)
                 return
             announcement = signed_announcement_from_body(effect.item.body).announcement
             if isinstance(effect, NotifyStored):

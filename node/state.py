@@ -18,7 +18,8 @@ a SNAP record, ``{"t": "ledger", "r": record}`` for a customer-books record
 (complete with the validator's signatures), or ``{"t": "invoice", "preimage":
 bytes, "amount": int, "unit": str, "created_ms": int}`` for an invoice the
 node made, ``{"t": "payment", "r": record}`` for a record of the payment core
-(``node.payments.records``).
+(``node.payments.records``), ``{"t": "exchange", "r": record}`` for a record of
+the offers and exchange desks (``node.exchange_state``).
 
 Payments are not compacted yet (docs/PAYMENTS.md, "Not yet"): the snapshot
 holds the payment records themselves, and restoring replays them.
@@ -30,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from node.exchange_state import ExchangeState, exchange_record_from_wire
 from node.ledger.books import Books
 from node.ledger.records import Record as LedgerRecord
 from node.ledger.records import record_from_wire as ledger_record_from_wire
@@ -60,7 +62,7 @@ from node.wire import (
     unpack,
 )
 
-SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def invoice_log_record(invoice: Invoice) -> bytes:
 
 def decode_log_record(
     payload: bytes,
-) -> tuple[bytes, Record] | Invoice | LedgerRecord | PaymentRecord:
+) -> tuple[bytes, Record] | Invoice | LedgerRecord | PaymentRecord | dict[str, Any]:
     """Decode one log record strictly: (peer, SNAP record), an Invoice, a books record
     or a payment record."""
     fields = unpack(payload, len(payload))
@@ -118,6 +120,9 @@ def decode_log_record(
     if kind == "ledger":
         check_fields(fields, frozenset({"t", "r"}), frozenset())
         return ledger_record_from_wire(fields["r"])
+    if kind == "exchange":
+        check_fields(fields, frozenset({"t", "r"}), frozenset())
+        return exchange_record_from_wire(fields["r"])
     if kind == "invoice":
         check_fields(
             fields, frozenset({"t", "preimage", "amount", "unit", "created_ms"}), frozenset()
@@ -144,6 +149,8 @@ def log_record_to_json(payload: bytes) -> dict[str, Any]:
         }
     if isinstance(decoded, PAYMENT_RECORD_TYPES):
         return {"type": "payment", **_hex(payment_record_to_wire(decoded))}
+    if isinstance(decoded, dict):
+        return {"type": "exchange", **_hex(decoded)}
     if not isinstance(decoded, tuple):
         return {"type": "ledger", **_hex(decoded.to_wire())}
     peer_key, record = decoded
@@ -188,6 +195,7 @@ class NodeState:
         self.books = Books(identity.name, identity.public_key, identity.daily_limits)
         self.payments = PaymentState()
         self.payment_records: list[PaymentRecord] = []  # for the snapshot
+        self.exchange = ExchangeState()
         for peer_key in self._peer_units:
             self.ledger(peer_key)
 
@@ -221,6 +229,8 @@ class NodeState:
             self.payment_records.append(decoded)
         elif isinstance(decoded, Invoice):
             self.add_invoice(decoded)
+        elif isinstance(decoded, dict):
+            self.exchange.apply(decoded)
         elif isinstance(decoded, tuple):
             peer_key, record = decoded
             self.ledger(peer_key).apply(record)
@@ -239,6 +249,7 @@ class NodeState:
                 ],
                 "books": self.books.to_snapshot(),
                 "payments": [payment_record_to_wire(r) for r in self.payment_records],
+                "exchange": self.exchange.records,
             }
         )
         assert len(data) <= SNAPSHOT_BYTES_MAX
@@ -249,7 +260,8 @@ class NodeState:
         cls, data: bytes, peer_units: Mapping[bytes, Mapping[str, int]], identity: NodeIdentity
     ) -> NodeState:
         fields = unpack(data, SNAPSHOT_BYTES_MAX)
-        if type(fields) is not dict or fields.get("v") != SNAPSHOT_VERSION:
+        # Version 3 (before exchanges) restores as a version 4 without exchange records.
+        if type(fields) is not dict or fields.get("v") not in (3, SNAPSHOT_VERSION):
             raise DecodeError("bad-version", "unknown snapshot version")
         state = cls({}, identity)
         state.books = Books.from_snapshot(
@@ -267,6 +279,8 @@ class NodeState:
             decoded = payment_record_from_wire(payment_record)
             state.payments.apply(decoded)
             state.payment_records.append(decoded)
+        for record in fields.get("exchange", []):
+            state.exchange.apply(exchange_record_from_wire(record))
         for key in state._peer_units:
             state.ledger(key)
         return state

@@ -77,6 +77,13 @@ from node.limits import (
     SIGNATURE_BYTES,
     UNIT_LENGTH_MAX,
 )
+from node.offers.take import (
+    TAKE_MESSAGE_TYPES,
+    TakeAnswer,
+    TakeRequest,
+    take_message_bytes_bound,
+    take_message_from_wire,
+)
 from node.payments.messages import (
     InvoiceAnswer,
     InvoiceMessage,
@@ -149,7 +156,9 @@ class Resolved:
 
 
 FederationMessage = Resolve | Resolved
-PeerMessage = SnapMessage | FederationMessage | GossipMessage | InvoiceMessage
+PeerMessage = (
+    SnapMessage | FederationMessage | GossipMessage | InvoiceMessage | TakeRequest | TakeAnswer
+)
 
 _HEX_PATTERN = re.compile(f"[0-9a-fA-F]{{{HASH_BYTES * 2}}}")
 
@@ -194,7 +203,7 @@ def message_to_wire(message: PeerMessage) -> dict[str, Any]:
         }
     if isinstance(message, GossipItems | GossipDigest | GossipHave | GossipWant):
         return message.to_wire()
-    if isinstance(message, InvoiceRequest | InvoiceAnswer):
+    if isinstance(message, InvoiceRequest | InvoiceAnswer | TakeRequest | TakeAnswer):
         return message.to_wire()
     if isinstance(message, Resolved):
         out: dict[str, Any] = {"msgType": "RESOLVED", "reqId": message.req_id}
@@ -216,6 +225,8 @@ def message_from_wire(fields: object) -> PeerMessage:
             return gossip_from_wire(fields)
         if msg_type in ("INVOICE_REQUEST", "INVOICE"):
             return invoice_from_wire(fields)
+        if msg_type in TAKE_MESSAGE_TYPES:
+            return take_message_from_wire(fields)
     return snap_from_wire(fields)
 
 
@@ -425,6 +436,8 @@ def message_bytes_bound(message: PeerMessage) -> int:
         elif message.error is not None:
             texts.append(message.error)
         return 256 + sum(len(text.encode()) + 8 for text in texts)
+    if isinstance(message, TakeRequest | TakeAnswer):
+        return take_message_bytes_bound(message)
     if isinstance(message, Propose):
         return 200 + sum(len(hop.domain.encode()) + 32 for hop in message.route)
     if isinstance(message, Reject):

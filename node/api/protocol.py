@@ -27,6 +27,8 @@ from node.limits import (
     HASH_BYTES,
     KYC_LEVEL_MAX,
     NAME_LENGTH_MAX,
+    OFFER_ID_PREFIX_MIN,
+    OFFER_SEARCH_RESULTS_MAX,
     PAY_BATCH_TRANSFERS_MAX,
     PAYMENT_ID_LENGTH_MAX,
     UAI_LENGTH_MAX,
@@ -95,7 +97,27 @@ OPERATIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "chain_pull": (frozenset(), frozenset({"from_seq"})),
     "cross_transfer": (frozenset({"instruction"}), frozenset()),
     "transfer_status": (frozenset({"payment_id"}), frozenset()),
+    "asset_info": (frozenset({"uai"}), frozenset()),
+    "offer_create": (frozenset({"instruction"}), frozenset()),
+    "offer_cancel": (frozenset({"instruction"}), frozenset()),
+    "offer_take": (frozenset({"instruction"}), frozenset()),
+    "take_status": (frozenset({"take_id"}), frozenset()),
+    "offer": (frozenset({"offer_id"}), frozenset()),
+    "offers_search": (frozenset({"limit"}), frozenset({"sell", "buy", "asset"})),
+    "offers_changes": (frozenset({"asset"}), frozenset({"after"})),
 }
+OFFER_OPERATIONS = frozenset(
+    {
+        "asset_info",
+        "offer_create",
+        "offer_cancel",
+        "offer_take",
+        "take_status",
+        "offer",
+        "offers_search",
+        "offers_changes",
+    }
+)
 CUSTOMER_OPERATIONS = frozenset(
     {
         "account",
@@ -105,6 +127,7 @@ CUSTOMER_OPERATIONS = frozenset(
         "assets",
         "cross_transfer",
         "transfer_status",
+        *OFFER_OPERATIONS,
     }
 )
 
@@ -195,6 +218,7 @@ def _check_args(op: str, args: dict[str, Any]) -> None:
             )
         for amount in amounts:
             require_int(amount, "amount", 1, AMOUNT_MAX)
+    _check_offer_args(args)
     if op == "transfer":
         if args["direction"] not in ("out", "in"):
             raise DecodeError("bad-field", "direction must be 'out' or 'in'")
@@ -234,3 +258,25 @@ def decode_response(payload: bytes) -> tuple[int, Any]:
     if not isinstance(error_fields, dict):
         raise ApiError("bad-answer", "error answer without an error")
     raise ApiError(str(error_fields.get("code")), str(error_fields.get("message")))
+
+
+def _check_offer_args(args: dict[str, Any]) -> None:
+    for name in ("sell", "buy", "asset"):
+        if args.get(name) is not None:
+            require_str(args[name], name, UAI_LENGTH_MAX)
+    if "offer_id" in args:
+        offer_id = require_str(args["offer_id"], "offer_id", 2 * HASH_BYTES)
+        if len(offer_id) < OFFER_ID_PREFIX_MIN or not _is_hex(offer_id):
+            raise DecodeError("bad-field", f"offer_id: {OFFER_ID_PREFIX_MIN}..64 hex digits")
+    if "take_id" in args:
+        take_id = require_str(args["take_id"], "take_id", 2 * HASH_BYTES)
+        if len(take_id) != 2 * HASH_BYTES or not _is_hex(take_id):
+            raise DecodeError("bad-field", "take_id: 64 hex digits")
+    if "limit" in args:
+        require_int(args["limit"], "limit", 1, OFFER_SEARCH_RESULTS_MAX)
+    if args.get("after") is not None:
+        require_int(args["after"], "after", 0, REQUEST_ID_MAX)
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
