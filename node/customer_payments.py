@@ -186,8 +186,6 @@ class CustomerPayments:
         hold = self.books.hold(notice.hold_id, notice.payment_id)
         if hold is None or hold.status != "open":
             return
-        if hold.kind == "offer-fill" and notice.status is not PaymentStatus.SUCCEEDED:
-            return  # the exchange desk gives a failed fill back to its offer
         succeeded = notice.status is PaymentStatus.SUCCEEDED
         self._end(hold, notice.fee if succeeded else None, notice.reason or "failed", now_ms)
 
@@ -245,8 +243,6 @@ class CustomerPayments:
             if payment is None or payment.started.hold_id != transfer.from_ubi:
                 if not exchange:
                     self._end(hold, None, "not-started", now_ms)
-            elif exchange and payment.status is PaymentStatus.FAILED:
-                continue
             elif payment.status is PaymentStatus.SUCCEEDED:
                 self._end(hold, self._fee(transfer.payment_id), "", now_ms)
             elif payment.status is PaymentStatus.FAILED:

@@ -173,6 +173,9 @@ class NodeEngine:
         )
         self.payments.gossip_kinds.update(dict.fromkeys(OffersDesk.KINDS, self.offers))
         self.offers.refuse = self._refuse
+        self.offers.gossip_items_of_ours = lambda: self.payments.gossip.per_origin.get(
+            key.public_key, 0
+        )
         self.exchanges = ExchangeDesk(
             config,
             key,

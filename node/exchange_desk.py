@@ -19,7 +19,8 @@ binds both legs to h = sha256(s) (docs/OFFERS.md, "Taking an offer"):
 5. T's invoice accepts leg B with s (the taker is credited); s flows back to M;
    M's payment core accepts leg A with it (the maker is credited) and the
    carved hold settles. If leg B fails, M abandons leg A (T's payment fails,
-   the taker's hold is released) and the fill goes back to the offer.
+   the taker's hold is released) and the fill's money goes back to the maker's
+   balance (not to the offer: an acceptance counts towards the offer for good).
 
 Whatever crashes, both legs settle or neither: M reveals nothing and T
 reveals s only by accepting leg B, after which M has until leg A's expiry to
@@ -37,8 +38,8 @@ from node.config import NodeConfig
 from node.crypto import NodeKey
 from node.exchange_state import Exchange, ExchangeState
 from node.ledger.codec import domain_of
-from node.ledger.events import ActionOfferFill, ActionOfferUnfill, ReceiveTake
-from node.ledger.signed import OfferFill, OfferUnfill, SignedInstruction, Take, pay_for
+from node.ledger.events import ActionOfferFill, ReceiveTake
+from node.ledger.signed import OfferFill, SignedInstruction, Take, pay_for
 from node.limits import (
     API_FRAME_BYTES_MAX,
     EXCHANGE_CLAIM_MARGIN_MS,
@@ -489,23 +490,13 @@ class ExchangeDesk:
         self._give_back(hold, exchange.side == "maker", reason or "failed", now_ms)
 
     def _give_back(self, hold: Any, carved: bool, reason: str, now_ms: int) -> None:
-        """End an exchange's open hold with nothing paid: a carved fill goes back
-        to its offer while the offer is open, anything else back to the balance."""
-        terms = hold.transfer
-        view = self.books.offer(terms.offer_id) if carved and terms.offer_id else None
-        if view is not None and view.status == "open":
-            unfill = OfferUnfill(
-                terms.from_ubi,
-                view.offer_id,
-                terms.payment_id,
-                terms.uai,
-                terms.held,
-                self.books.last_nonce(self.config.name) + 1,
-            )
-            self.run_books(ActionOfferUnfill(self._sign(unfill)), now_ms)
-            self.offers.announce_status(view.offer_id, now_ms)
-        else:
-            self.customers.end_hold(hold, None, reason, now_ms)
+        """End an exchange's open hold with nothing paid: the money goes back to
+        the payer's balance. A failed fill does not go back to its offer: every
+        acceptance M signs counts towards the offer's amount for good, so
+        acceptances adding up to more than it are a proof of fraud (docs/OFFERS.md)."""
+        self.customers.end_hold(hold, None, reason, now_ms)
+        if carved and hold.transfer.offer_id is not None:
+            self.offers.announce_status(hold.transfer.offer_id, now_ms)
 
     # --- views ---------------------------------------------------------------------------------
 

@@ -98,14 +98,14 @@ GOSSIP_KIND_LENGTH_MAX = 16  # "route", "offer"
 GOSSIP_ITEM_ID_BYTES_MAX = 32
 GOSSIP_ITEM_BYTES_MAX = 2_048  # the opaque signed body of one item
 GOSSIP_ITEM_LIFETIME_MS_MAX = 7 * 24 * 3600 * 1000  # an item may not expire later
-GOSSIP_ITEMS_PER_ORIGIN_MAX = 1_024
-GOSSIP_ITEMS_MAX = 100_000  # every origin together
+GOSSIP_ITEMS_PER_ORIGIN_MAX = 4_096  # offers (live, tombstones), routes, endorsements
+GOSSIP_ITEMS_MAX = 250_000  # every origin together
 GOSSIP_ITEMS_PER_MESSAGE_MAX = 16
 GOSSIP_DIGEST_ENTRIES_MAX = 256  # entries of one anti-entropy digest (one round)
 GOSSIP_ROUND_ITEMS_MAX = 64  # items sent in answer to one digest
 GOSSIP_ROUND_INTERVAL_MS = 10_000  # anti-entropy round with each peer this often
-GOSSIP_ORIGIN_BURST_ITEMS = 64  # token bucket per origin: capacity
-GOSSIP_ORIGIN_REFILL_MS = 1_000  # ... and one more token this often
+GOSSIP_ORIGIN_BURST_ITEMS = 256  # token bucket per origin: capacity
+GOSSIP_ORIGIN_REFILL_MS = 20  # ... and one more token this often (50 items/s sustained)
 GOSSIP_ORIGINS_TRACKED_MAX = 10_000  # token buckets kept
 GOSSIP_EAGER_FANOUT = 3  # peers a new item goes to in full; the others get a HAVE of its name
 GOSSIP_HAVE_ENTRIES_MAX = 128  # (name, seq) entries of one HAVE
@@ -193,9 +193,11 @@ EXCHANGE_TAKE_TIMEOUT_MS = 60_000  # a take not accepted by then is given up (ho
 EXCHANGE_LEG_A_FINAL_DELTA_MS = 240_000  # the taker's leg outlives the maker's leg by this much
 EXCHANGE_CLAIM_MARGIN_MS = 30_000  # the maker's validator claims leg A this long before it expires
 EXCHANGE_TAKES_OPEN_MAX = 1_000  # takes in flight at one validator (as maker's or taker's)
+OFFER_GOSSIP_HEADROOM = 256  # gossip items of ours kept free for routes and endorsements
 assert OFFER_CHANGES_PER_ANSWER_MAX <= OFFER_JOURNAL_MAX
 assert ENDORSE_INTERVAL_MS < ENDORSEMENT_LIFETIME_MS <= GOSSIP_ITEM_LIFETIME_MS_MAX
 assert EXCHANGE_CLAIM_MARGIN_MS > CLOCK_SKEW_MS_MAX
+assert OFFER_GOSSIP_HEADROOM < GOSSIP_ITEMS_PER_ORIGIN_MAX
 
 # --- offers core (node/offers) OFFERS-GOSSIP ---------------------------------------------
 ENDORSEMENT_DEPTH_MAX = 4  # endorsements between us and the farthest validator key we accept

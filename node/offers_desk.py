@@ -53,7 +53,9 @@ from node.limits import (
     API_FRAME_BYTES_MAX,
     ENDORSE_INTERVAL_MS,
     ENDORSEMENT_LIFETIME_MS,
+    GOSSIP_ITEMS_PER_ORIGIN_MAX,
     OFFER_CHANGES_PER_ANSWER_MAX,
+    OFFER_GOSSIP_HEADROOM,
     OFFER_JOURNAL_MAX,
     OFFER_SEARCH_RESULTS_MAX,
 )
@@ -122,6 +124,7 @@ class OffersDesk:
         self.exchanges: Any = None  # the exchange desk, for takes across validators
         self.refuse: Callable[[str, str], None] = lambda reason, detail: None
         self.now_ms = 0  # the engine sets it per pass (gossip's notifications carry no time)
+        self.gossip_items_of_ours: Callable[[], int] = lambda: 0  # the engine's count
 
     # --- gossip (the payments desk's engine calls these) -------------------------------------
 
@@ -260,6 +263,11 @@ class OffersDesk:
         if self.decimals_of(offer.buy_uai) is None:
             raise ApiError(
                 "no-unit", f"{offer.buy_uai} cannot be paid to {self.config.name} ([units])"
+            )
+        held = self.gossip_items_of_ours()
+        if held >= GOSSIP_ITEMS_PER_ORIGIN_MAX - OFFER_GOSSIP_HEADROOM:
+            raise ApiError(
+                "validator-offer-limit", f"{held} gossip items of {self.config.name} live"
             )
         self.run_books(ReceiveOffer(signed), now_ms)
         self.announce_status(offer.offer_id, now_ms)
