@@ -44,6 +44,7 @@ from node.ledger.signed import (
     Transfer,
 )
 from node.limits import KYC_LEVEL_MAX
+from node.offers.evidence import check_offer_evidence, is_offer_evidence
 from node.units import AmountError
 from node.wire import DecodeError, pack, unpack
 
@@ -312,6 +313,17 @@ def cmd_evidence_check(args: argparse.Namespace) -> Any:
         raw = args.file.read_bytes()
     except OSError as error:
         raise CommandError(f"cannot read {args.file}: {error.strerror}") from None
+    if is_offer_evidence(raw):
+        offer_verdict = check_offer_evidence(raw)
+        if not offer_verdict.valid:
+            raise CommandError(f"{args.file}: not a proof of fraud: {offer_verdict.detail}")
+        key = offer_verdict.validator_key
+        return {
+            "valid": True,
+            "reason": "offer-overfill",
+            "incriminates": None if key is None else key.hex(),
+            "detail": offer_verdict.detail,
+        }
     verdict = check_evidence(raw)
     result = {
         "valid": verdict.valid,
@@ -428,7 +440,7 @@ def register(
     evidence = commands.add_parser("evidence", help="proofs of fraud").add_subparsers(
         dest="evidence_command", required=True, metavar="COMMAND"
     )
-    sub = add(evidence, "check", cmd_evidence_check, "verify an equivocation proof")
+    sub = add(evidence, "check", cmd_evidence_check, "verify a proof of fraud")
     sub.add_argument("file", type=Path, metavar="FILE")
 
 

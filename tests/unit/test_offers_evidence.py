@@ -126,3 +126,19 @@ def test_file_refusals_and_dispatch():
         encode_offer_evidence(OfferEvidence(SIGNED_OFFER, (accepted(1, 300, 300),)))
     )
     assert verdict == (False, None, "no-overfill accepted 300 of 1000")
+
+
+def test_cli_evidence_check_names_the_cheating_validator(tmp_path, capsys):
+    from node.cli import main
+
+    proof = tmp_path / "overfill.evidence"
+    overfill = (accepted(1, 600, 600), accepted(2, 500, 1_000))
+    proof.write_bytes(encode_offer_evidence(OfferEvidence(SIGNED_OFFER, overfill)))
+    assert main(["evidence", "check", str(proof), "--json"]) == 0
+    shown = capsys.readouterr().out
+    assert '"offer-overfill"' in shown and M_KEY.public_key.hex() in shown
+    honest = tmp_path / "honest.evidence"
+    fair = (accepted(1, 600, 600), accepted(2, 400, 1_000))
+    honest.write_bytes(encode_offer_evidence(OfferEvidence(SIGNED_OFFER, fair)))
+    assert main(["evidence", "check", str(honest), "--json"]) == 1
+    assert "not a proof of fraud" in capsys.readouterr().err
