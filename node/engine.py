@@ -644,4 +644,7 @@ class NodeEngine:
                 **self.recovery,
             },
             "refusals": dict(self.refusals),
+            "gossip_received": {
+                kind: counts.to_dict() for kind, counts in self.payments.gossip_received.items()
+            },
         }

@@ -90,6 +90,7 @@ class Change:
     cursor: int
     change: str  # "new" | "changed" | "removed"
     entry: BookEntry
+    at_ms: int  # the pass that journaled it (when gossip stored it here)
 
 
 class OffersDesk:
@@ -151,7 +152,7 @@ class OffersDesk:
     def _journal(self, changes: list[BookChange]) -> None:
         for change in changes:
             self.cursor += 1
-            self.journal.append(Change(self.cursor, change.kind, change.entry))
+            self.journal.append(Change(self.cursor, change.kind, change.entry, self.now_ms))
 
     # --- the clock -------------------------------------------------------------------------
 
@@ -407,7 +408,8 @@ class OffersDesk:
             if change.cursor <= after:
                 continue
             if asset in (change.entry.sell_uai, change.entry.buy_uai):
-                changes.append({"change": change.change, "offer": self.entry_view(change.entry)})
+                view = self.entry_view(change.entry)
+                changes.append({"change": change.change, "offer": view, "at_ms": change.at_ms})
             if len(changes) >= OFFER_CHANGES_PER_ANSWER_MAX:
                 return {"cursor": change.cursor, "current": [], "changes": changes, "gap": False}
         return {
