@@ -8,10 +8,12 @@ and restarted; at the end both print their balances, and the demo exits 0
 only if the two sides agree exactly. Then customers register at both banks,
 assets are issued and deposited, alice pays carol, bank-a resolves a customer
 of bank-b through the mesh, and alice's pulled ledger is verified offline.
-Last, bank-c.test joins, trusting only bank-b: the mesh is a line
+Then bank-c.test joins, trusting only bank-b: the mesh is a line
 bank-a - bank-b - bank-c, and alice pays bob@bank-c.test through bank-b as
 correspondent; every ledger that changed is printed, and both customers'
-chains are verified offline.
+chains are verified offline. Last, alice makes an exchange offer at bank-a;
+gossip brings it to bank-c, where bob finds it and takes part of it: both
+legs settle through bank-b and both chains show the exchange.
 """
 
 from __future__ import annotations
@@ -220,10 +222,11 @@ def customers(base: Path, bank_a: LocalNode, bank_b: LocalNode) -> bool:
     return bool(good)
 
 
-def add_units(node: LocalNode, uai: str) -> None:
-    """Map the SNAP unit to the asset the bank pays its customers in."""
+def add_units(node: LocalNode, *uais: str) -> None:
+    """Map each SNAP unit (by code) to the asset the bank pays its customers in."""
     config = node.directory / "node.toml"
-    config.write_text(config.read_text() + f'\n[units]\n"{UNIT}" = "{uai}"\n')
+    table = "".join(f'"1E-2 {uai.partition("/")[2]}" = "{uai}"\n' for uai in uais)
+    config.write_text(config.read_text() + f"\n[units]\n{table}")
 
 
 async def correspondent(base: Path, bank_a: LocalNode, bank_b: LocalNode) -> bool:
@@ -231,10 +234,12 @@ async def correspondent(base: Path, bank_a: LocalNode, bank_b: LocalNode) -> boo
     say("\n12. bank-c.test joins, trusting only bank-b: the mesh is bank-a - bank-b - bank-c")
     bank_c = LocalNode("bank-c.test", base / "bank-c.test", free_udp_port())
     bank_c.init()
-    bank_b.trust(bank_c, "USD=1000.00")
-    bank_c.trust(bank_b, "USD=1000.00")
-    add_units(bank_a, "bank-a.test/USD")
-    add_units(bank_c, "bank-c.test/USD")
+    bank_b.trust(bank_c, "USD=1000.00", "EUR=1000.00")
+    bank_c.trust(bank_b, "USD=1000.00", "EUR=1000.00")
+    bank_a.trust(bank_b, "EUR=1000.00")
+    bank_b.trust(bank_a, "EUR=1000.00")
+    add_units(bank_a, "bank-a.test/USD", "bank-a.test/EUR")
+    add_units(bank_c, "bank-c.test/USD", "bank-c.test/EUR")
     say(f'     [units] "{UNIT}" = "bank-a.test/USD" at bank-a, = "bank-c.test/USD" at bank-c')
     for node in (bank_a, bank_b):
         node.stop()
@@ -326,9 +331,74 @@ async def correspondent(base: Path, bank_a: LocalNode, bank_b: LocalNode) -> boo
             if good
             else "RESULT: the cross-bank payment does NOT add up."
         )
-        return good
+        exchanged = await exchange(base, bank_a, bank_c, chains["alice"])
+        return good and exchanged
     finally:
         bank_c.stop()
+
+
+async def exchange(base: Path, bank_a: LocalNode, bank_c: LocalNode, usd_before: int) -> bool:
+    """An offer made at bank-a is found by a customer of bank-c, taken, and settled
+    on both chains: two legs through bank-b bound to one condition."""
+    a, c = str(bank_a.directory), str(bank_c.directory)
+    alice, bob = str(base / "alice.key"), str(base / "bob.key")
+    say("\n15. exchange offers: alice offers 20.00 bank-a.test/EUR for 22.00 bank-c.test/USD")
+    run("asset", "define", a, "--code", "EUR", "--decimals", "2")
+    run("asset", "define", c, "--code", "EUR", "--decimals", "2")
+    run(
+        "deposit",
+        a,
+        "--user",
+        "alice@bank-a.test",
+        "--amount",
+        "50.00",
+        "--asset",
+        "bank-a.test/EUR",
+    )
+    offer = run(
+        "offer",
+        *("create", "--user-key", alice, "--node", a),
+        *("--sell", "20.00", "bank-a.test/EUR", "--buy", "22.00", "bank-c.test/USD"),
+        *("--expires-in", "1h", "--min-fill", "5.00"),
+    )
+    say(f"     offer {offer['offer_id'][:16]}: bank-a reserved 20.00 EUR (+ fee budget), signed it")
+    say("16. bob@bank-c.test searches his own bank's order book (gossip brought it over)")
+    with trio.fail_after(30):
+        while not await bank_c.call(
+            "offers_search", sell="bank-a.test/EUR", buy="bank-c.test/USD", limit=5
+        ):
+            await trio.sleep(0.2)
+    found: Any = run(
+        "offers",
+        *("search", "--node", c, "--sell", "bank-c.test/USD", "--buy", "bank-a.test/EUR"),
+    )
+    say(f"     {len(found)} offer: sell {found[0]['left_shown']} for {found[0]['buy']}")
+    say("17. bob takes 10.00 of it: bank-a alone decides, legs go both ways through bank-b")
+    taken = run(
+        "offer",
+        *("take", offer["offer_id"][:16], "--user-key", bob, "--node", c, "--amount", "10.00"),
+    )
+    say(
+        f"     {taken['state']} in {taken['time_ms']} ms: bob got {taken['amount_shown']} "
+        f"for {taken['pay_shown']}; the signed acceptance is his proof"
+    )
+    good = bool(taken["state"] == "settled")
+    for who, node, key in (("alice", bank_a, alice), ("bob", bank_c, bob)):
+        path = str(base / f"{who}-x.chain")
+        run("chain", "pull", "--user-key", key, "--node", str(node.directory), "--out", path)
+        report = run("chain", "verify", path, "--node", str(node.directory))
+        balances = report["balances_in_smallest_units"]
+        say(f"     {who}: {report['entries']} entries verify; {balances}")
+        if who == "bob":
+            good = good and balances.get("bank-c.test/EUR") == 1000
+        else:
+            good = good and balances.get("bank-a.test/USD") == usd_before + 1100
+    say(
+        "RESULT: the exchange settled on both chains."
+        if good
+        else "RESULT: the exchange did NOT settle on both chains."
+    )
+    return good
 
 
 def _net(view: list[dict[str, Any]]) -> int:
