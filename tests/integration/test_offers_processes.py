@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -258,4 +261,40 @@ async def test_offers_catch_up_after_a_cut(tmp_path: Path) -> None:
         for node in nodes:
             if node.alive():
                 thaw(node)
+        stop_all(nodes)
+
+
+async def test_watch_streams_new_changed_and_removed_offers(tmp_path: Path) -> None:
+    nodes = make_mesh(tmp_path, ["bank-a.test"], [])
+    (a,) = nodes
+    eur, usd = "bank-a.test/EUR", "bank-a.test/USD"
+    try:
+        await start(nodes)
+        customer(tmp_path, a, "alice", EUR="100.00")
+        customer(tmp_path, a, "carol", USD="100.00")
+        watch = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "node.cli", "offers", "watch", "--node", str(a.directory)),
+                *("--asset", eur, "--count", "3", "--duration", "60", "--json"),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        await trio.sleep(2)  # the watcher has its cursor
+        offer = create_offer(tmp_path, a, "alice", f"10.00 {eur}", f"12.00 {usd}")
+        ok(
+            *("offer", "take", offer["offer_id"], "--user-key", str(tmp_path / "carol.key")),
+            *("--node", str(a.directory), "--amount", "4.00"),
+        )
+        ok(
+            *("offer", "cancel", offer["offer_id"], "--user-key", str(tmp_path / "alice.key")),
+            *("--node", str(a.directory)),
+        )
+        out, _ = await trio.to_thread.run_sync(lambda: watch.communicate(timeout=60))
+        assert watch.returncode == 0
+        lines = [json.loads(line) for line in out.splitlines()]
+        assert [line["change"] for line in lines] == ["new", "changed", "removed"]
+        assert {line["offer"]["offer_id"] for line in lines} == {offer["offer_id"]}
+        assert [line["offer"]["left"] for line in lines[:2]] == [1_000, 600]
+    finally:
         stop_all(nodes)
