@@ -146,6 +146,8 @@ class OffersDesk:
     def on_removed(self, item: GossipItem) -> None:
         if item.kind == ENDORSEMENT_KIND:
             self.trust.remove(signed_endorsement_from_body(item.body))
+            # Offers of a validator no longer endorsed leave the book with it.
+            self._journal(self.book.retain_validators(self.trust.domains()))
             return
         self._journal(self.book.remove(item.item_id))
 
