@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types contracts unit bench bench-payments clean
+.PHONY: demo test lint types contracts unit bench bench-payments bench-offers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ bench: $(STAMP)
 
 bench-payments: $(STAMP)
 	$(BIN)/python -m tools.bench_payments
+
+bench-offers: $(STAMP)
+	$(BIN)/python -m tools.bench_offers
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
