@@ -290,10 +290,27 @@ class ExchangeDesk:
         assert isinstance(take, Take)
         known = self.state.exchanges.get(take.take_id)
         if known is not None and known.acceptance is not None:
-            answer = TakeAnswer(take.take_id, path, decode_acceptance(known.acceptance), None, "")
+            # The same acceptance again; the expectation too, in case the log's
+            # tail lost it with the answer it held back (idempotent).
+            signed = decode_acceptance(known.acceptance)
+            if known.state == "open":
+                self.feed(self._expectation(take, signed.acceptance))
+            answer = TakeAnswer(take.take_id, path, signed, None, "")
         else:
             answer = self._decide(request, now_ms)
         self.send(peer, answer)
+
+    def _expectation(self, take: Take, acceptance: Acceptance) -> ActionExpect:
+        unit_a, _ = self._units(take)
+        return ActionExpect(
+            acceptance.condition,
+            acceptance.taker_validator,
+            take.payment_id,
+            take.maker,
+            take.pay,
+            unit_a,
+            acceptance.leg_deadline_ms + PAYMENT_DEADLINE_MS_DEFAULT,
+        )
 
     def _decide(self, request: TakeRequest, now_ms: int) -> TakeAnswer:
         take = request.take.instruction
@@ -316,7 +333,7 @@ class ExchangeDesk:
         if refusal is not None:
             return refuse(*refusal)
         try:
-            unit_a, _ = self._units(take)
+            self._units(take)  # both units known here, or refused
         except ApiError as error:
             return refuse(error.code, error.message)
         offer = view.offer
@@ -356,17 +373,7 @@ class ExchangeDesk:
             return refuse(error.code, error.message)
         encoded = pack(signed_acceptance.to_wire())
         self.log({"k": "accept", "i": request.take.to_wire(), "acceptance": encoded, "ms": now_ms})
-        self.feed(
-            ActionExpect(
-                request.condition,
-                request.taker_validator,
-                take.payment_id,
-                take.maker,
-                take.pay,
-                unit_a,
-                now_ms + EXCHANGE_TAKE_TIMEOUT_MS + PAYMENT_DEADLINE_MS_DEFAULT,
-            )
-        )
+        self.feed(self._expectation(take, acceptance))
         self.offers.announce_status(take.offer_id, now_ms)
         return TakeAnswer(take.take_id, request.path, signed_acceptance, None, "")
 
