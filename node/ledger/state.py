@@ -158,6 +158,7 @@ class HoldState:
     status: str = "open"
     debit: int = 0
     reason: str = ""
+    opened_ms: int = 0  # when its entry was appended (a released one gives its day back)
 
     @property
     def kind(self) -> str:
@@ -304,7 +305,7 @@ class BooksState:
         self.nonces[account] = max(self.nonces.get(account, 0), instruction.nonce)
         terms = hold_terms(instruction)
         if terms is not None:
-            self._open_hold(terms, body.instruction)
+            self._open_hold(terms, body.instruction, body.appended_at_ms)
         if isinstance(instruction, OfferInstruction):
             self._count_offer(body.instruction, body.appended_at_ms)
             return
@@ -319,12 +320,14 @@ class BooksState:
             totals.paid_in += instruction.amount
             self.credits.add((instruction.payer, instruction.payment_id))
         elif isinstance(instruction, Settle | Release):
-            self.end_hold(instruction)
+            hold = self.end_hold(instruction)
+            if isinstance(instruction, Release) and hold.kind == CrossTransfer.TYPE:
+                self._give_back_spending(hold)
 
-    def _open_hold(self, terms: HoldTerms, signed: SignedInstruction) -> None:
+    def _open_hold(self, terms: HoldTerms, signed: SignedInstruction, time_ms: int) -> None:
         key = (terms.from_ubi, terms.payment_id)
         assert key not in self.holds, f"hold {key} twice"
-        self.holds[key] = HoldState(signed)
+        self.holds[key] = HoldState(signed, opened_ms=time_ms)
         self.held[terms.uai] = self.held.get(terms.uai, 0) + terms.held
 
     def end_hold(self, instruction: Settle | Release | OfferUnfill) -> HoldState:
@@ -380,6 +383,15 @@ class BooksState:
     def open_hold(self, payer: str, payment_id: str) -> HoldState | None:
         hold = self.holds.get((payer, payment_id))
         return hold if hold is not None and hold.status == "open" else None
+
+    def _give_back_spending(self, hold: HoldState) -> None:
+        """A released payment was never paid: it no longer counts towards the
+        payer's daily limit of the day it was held (if that day is still the one
+        counted)."""
+        terms = hold.transfer
+        spending = self.spending.get((terms.from_ubi, terms.uai))
+        if spending is not None and spending.day == hold.opened_ms // DAY_MS:
+            spending.amount = max(0, spending.amount - terms.amount)
 
     def _count_spending(self, ubi: str, uai: str, amount: int, time_ms: int) -> None:
         day = time_ms // DAY_MS

@@ -287,3 +287,18 @@ HoldsMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_holds_property = HoldsMachine.TestCase
+
+
+def test_a_released_payment_gives_its_daily_limit_back() -> None:
+    shell = Shell(daily_limits={USD: 1_000})
+    shell.define(USD)
+    for address in (ALICE, BOB):
+        shell.register(address)
+    shell.deposit(ALICE, 5_000)
+    shell.run(ReceiveCrossTransfer(cross(shell, ALICE, 900, 10, "p1")))
+    assert refusals(shell.transfer(ALICE, BOB, 200)) == ["daily-limit"]
+    shell.run(release(shell, ALICE, "p1", 910))
+    assert refusals(shell.transfer(ALICE, BOB, 1_000)) == []  # the whole day's limit again
+    assert refusals(shell.transfer(ALICE, BOB, 1)) == ["daily-limit"]
+    shell.rebuilt()  # replay and snapshot count it the same way
+    assert refusals(shell.transfer(ALICE, BOB, 1)) == ["daily-limit"]
