@@ -257,7 +257,32 @@ def cmd_offers_search(args: argparse.Namespace) -> Any:
     async def go(client: ApiClient) -> Any:
         return await client.call("offers_search", **query)
 
-    return [offer_for_people(offer) for offer in _run(args.node, _client_key(args), go)]
+    found = [offer_for_people(offer) for offer in _run(args.node, _client_key(args), go)]
+    if args.json:
+        return found
+    return [_row(offer) for offer in found] or "no offers"
+
+
+def _row(offer: dict[str, Any]) -> dict[str, str]:
+    """One line of the human table: what is left, the price, who, until when."""
+    left_s = max(0, (offer["expires_ms"] - int(time.time() * 1000)) // 1000)
+    expires = (
+        f"{left_s // 3600}h{left_s % 3600 // 60:02d}m"
+        if left_s >= 3600
+        else f"{left_s // 60}m{left_s % 60:02d}s"
+    )
+    sell_d, buy_d = offer.get("sell_decimals"), offer.get("buy_decimals")
+    price = offer["buy_amount"] / offer["sell_amount"]
+    if sell_d is not None and buy_d is not None:
+        price *= 10 ** (sell_d - buy_d)
+    return {
+        "offer": offer["offer_id"][:16],
+        "selling": offer["left_shown"],
+        "price": f"{price:.6g} {offer['buy_uai']}",
+        "min fill": _money(offer["min_fill"], sell_d, "").strip(),
+        "maker": offer["maker"],
+        "expires in": expires,
+    }
 
 
 def cmd_offers_watch(args: argparse.Namespace) -> Any:
