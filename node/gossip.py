@@ -33,7 +33,9 @@ Rules:
   the (name, seq) of our items in a range (after ``low``, up to ``high``), at
   most GOSSIP_DIGEST_ENTRIES_MAX. Whoever receives it sends back, at most
   GOSSIP_ROUND_ITEMS_MAX, the items of that range it holds and the digest
-  lacks or lists older. Each side walks its own ranges with each peer (one
+  lacks or lists older; a capped answer resumes after the last item the
+  previous one sent that peer, so items the peer keeps refusing (offers of a
+  validator it does not trust yet) cannot starve the rest of the range. Each side walks its own ranges with each peer (one
   range when the link comes back, then one every GOSSIP_ROUND_INTERVAL_MS), so
   both directions catch up and a lost message is only ever late.
 - Every peer message (items, digests, HAVE, WANT) from an untrusted peer is
@@ -45,6 +47,7 @@ Rules:
 
 from __future__ import annotations
 
+import bisect
 import enum
 import hashlib
 import heapq
@@ -353,6 +356,7 @@ class _Walk:
 
     after: ItemName | None = None
     next_round_ms: int = 0
+    answered_after: ItemName | None = None  # where our next answer to its digest resumes
 
 
 @dataclass(slots=True)
@@ -600,19 +604,33 @@ class GossipEngine:
         walk.next_round_ms = now_ms + GOSSIP_ROUND_INTERVAL_MS
 
     def _answer_digest(self, run: _Pass, peer: bytes, digest: GossipDigest) -> None:
+        """Send what the digest's range lacks, at most GOSSIP_ROUND_ITEMS_MAX items, starting
+        after the last item an earlier capped answer sent this peer and wrapping around: items
+        the peer keeps refusing (offers of a validator it does not trust yet) must not hold
+        back the rest of the range (the endorsements that would make it trusted)."""
         theirs = dict(digest.entries)
+        names = [
+            name
+            for name in sorted(self.items)
+            if (digest.low is None or name > digest.low)
+            and (digest.high is None or name <= digest.high)
+        ]
+        walk = self.walks[peer]
+        if walk.answered_after is not None:
+            split = bisect.bisect_right(names, walk.answered_after)
+            names = names[split:] + names[:split]
         sent = 0
-        for name in sorted(self.items):
-            if sent >= GOSSIP_ROUND_ITEMS_MAX:
-                break
-            if digest.low is not None and name <= digest.low:
-                continue
-            if digest.high is not None and name > digest.high:
-                break
+        walk.answered_after = None
+        for name in names:
             item = self.items[name]
             if theirs.get(name, -1) < item.seq:
+                if sent >= GOSSIP_ROUND_ITEMS_MAX:
+                    break  # more next round, from here on
                 run.forward([peer], item)
+                walk.answered_after = name
                 sent += 1
+        else:
+            walk.answered_after = None  # everything it lacked was sent
 
     # --- lazy pull -----------------------------------------------------------------------
 

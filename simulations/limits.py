@@ -6,7 +6,18 @@ so a change that breaks one fails at import.
 
 from __future__ import annotations
 
-from node.limits import FRAME_BYTES_MAX, RETRANSMIT_INTERVAL_MS, TICK_INTERVAL_MS
+from node.limits import (
+    ENDORSEMENT_DEPTH_MAX,
+    EXCHANGE_LEG_A_FINAL_DELTA_MS,
+    EXCHANGE_TAKE_TIMEOUT_MS,
+    FRAME_BYTES_MAX,
+    GOSSIP_ROUND_INTERVAL_MS,
+    PAYMENT_DEADLINE_MS_DEFAULT,
+    PAYMENT_HOPS_MAX,
+    RETRANSMIT_INTERVAL_MS,
+    ROUTING_EXPIRY_DELTA_MS_DEFAULT,
+    TICK_INTERVAL_MS,
+)
 
 # --- the simulated world -------------------------------------------------------
 EPOCH_MS = 1_800_000_000_000  # simulated time 0, as the nodes' wall clock (2027-01-15)
@@ -37,6 +48,32 @@ DELAY_MS_MAX = 60_000
 # --- the workload ------------------------------------------------------------------
 EXPIRY_MS_RANGE = (5_000, 30_000)  # hashlocked transfers expire this far ahead (seeded)
 WORKLOAD_RATE_MAX = 100_000.0  # transfers per simulated second over the mesh
+
+# --- the offers workload (``--workload offers:...``) -----------------------------------
+OFFER_CODES = ("USD", "EUR")  # every node issues both, 2 decimals, mapped to UNITS
+OFFER_DEPOSIT = 1_000_000  # each customer starts with this much of each (10,000.00)
+OFFER_SELL_RANGE = (100, 20_000)  # an offer sells this much of its maker's EUR (cents)
+OFFER_PRICE_PPM_RANGE = (900_000, 1_300_000)  # USD asked per EUR sold, in millionths
+OFFER_LIFETIME_MS_RANGE = (180_000, 900_000)  # an offer expires this far ahead (seeded)
+OFFER_SAME_BANK_SHARE = 0.25  # offers buying their maker's own bank's USD
+OFFER_BUY_BANK_HOPS_MAX = 3  # other offers buy the USD of a bank this near the maker's
+OFFER_TAKE_ALL_SHARE = 0.4  # takes of all that is left (the rest take a random part)
+OFFER_TAKE_RECENT = 64  # takers pick among the offers made most recently
+OFFER_SETUP_RETRY_MS = 1_000  # unanswered setup requests are sent again this often
+# Offers spread to every node whose trust closure reaches the maker's validator:
+TRUST_HOPS_MAX = ENDORSEMENT_DEPTH_MAX
+# After the drain, a live offer must be in every such book within this (anti-entropy
+# rounds, after restarted nodes relearn a whole gossip store from their peers).
+OFFER_SPREAD_BOUND_MS = 12 * GOSSIP_ROUND_INTERVAL_MS
+# With exchanges, the drain may wait for a leg to expire: the take's timeout, the payment's
+# deadline, leg A's final delta and one expiry delta per hop.
+OFFERS_RESOLVE_BOUND_MS = (
+    EXCHANGE_TAKE_TIMEOUT_MS
+    + PAYMENT_DEADLINE_MS_DEFAULT
+    + EXCHANGE_LEG_A_FINAL_DELTA_MS
+    + PAYMENT_HOPS_MAX * ROUTING_EXPIRY_DELTA_MS_DEFAULT
+)
+OFFER_CHECK_INTERVAL_MS = 10_000  # per-node Books conservation is checked this often
 
 # --- the end of a run ------------------------------------------------------------------
 # After faults stop, everything pending must resolve within this: the longest
@@ -74,5 +111,9 @@ assert CRASH_DOWN_MS_MIN <= CRASH_DOWN_MS_MAX
 assert EXPIRY_MS_RANGE[0] < EXPIRY_MS_RANGE[1] < RESOLVE_BOUND_MS
 assert SNAPSHOT_EVERY_RECORDS_RANGE[0] <= SNAPSHOT_EVERY_RECORDS_RANGE[1]
 assert FRAME_BYTES_MAX < SIMULATED_SEGMENT_BYTES_MAX
+assert OFFER_SELL_RANGE[0] > 0 and OFFER_PRICE_PPM_RANGE[0] > 0
+assert OFFER_LIFETIME_MS_RANGE[0] > OFFER_SPREAD_BOUND_MS  # some offers outlive the checks
+assert RESOLVE_BOUND_MS < OFFERS_RESOLVE_BOUND_MS
+assert len(OFFER_CODES) == len(UNITS)
 assert CHAOS_DOWN_S_RANGE[0] <= CHAOS_DOWN_S_RANGE[1]
 assert CHAOS_CUT_S_RANGE[0] <= CHAOS_CUT_S_RANGE[1]

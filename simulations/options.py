@@ -18,7 +18,7 @@ from typing import Any
 from node.signatures import NodeKey, sha256
 from simulations.faults import FaultRates
 from simulations.metrics import Metrics
-from simulations.specs import TopologySpec, WorkloadSpec
+from simulations.specs import AnyWorkloadSpec, TopologySpec
 from simulations.violations import ViolationReport
 
 
@@ -29,7 +29,7 @@ class SimulationOptions:
     topology: TopologySpec
     duration_ms: int
     rates: FaultRates
-    workload: WorkloadSpec
+    workload: AnyWorkloadSpec
 
     def replay_command(self) -> str:
         """The command line that runs exactly this simulation again."""

@@ -43,6 +43,7 @@ from node.net.base import PeerDown, PeerStatus, PeerUp, Received
 from node.storage.check import CorruptLogError, CorruptSnapshotError
 from simulations.books import UNKNOWN, Books
 from simulations.convergence import Convergences
+from simulations.customers import node_units
 from simulations.faults import Crash, FaultPlan, Partition, plan_faults
 from simulations.invariants import check_conservation, check_link, unresolved
 from simulations.limits import (
@@ -52,6 +53,7 @@ from simulations.limits import (
     CREDIT_LIMIT_RANGE,
     DRAIN_POLL_MS,
     EPOCH_MS,
+    OFFERS_RESOLVE_BOUND_MS,
     OPERATOR_LATENCY_MS,
     REPORT_POINTS_MAX,
     REPORT_SAMPLE_MS_MIN,
@@ -63,8 +65,10 @@ from simulations.limits import (
 )
 from simulations.metrics import FaultSpan, Metrics, Sample
 from simulations.network import SimNetwork
+from simulations.offers_sim import OffersRun
 from simulations.options import OPERATOR_KEY, SimulationOptions, SimulationResult, node_key
 from simulations.simnode import SimNode
+from simulations.specs import OffersSpec
 from simulations.topology import Link, build_links, neighbours
 from simulations.trace import Trace, payload_tag
 from simulations.violations import InvariantViolation, Violation, ViolationReport
@@ -97,9 +101,19 @@ class Simulation:
         self.network = SimNetwork(
             options.nodes, self.links, options.rates, random.Random(f"{stream}/network")
         )
+        spec = options.workload
+        transfers = spec.transfer_spec if isinstance(spec, OffersSpec) else spec
         self.workload = Workload(
-            options.workload, self.links, self.names, random.Random(f"{stream}/workload")
+            transfers, self.links, self.names, random.Random(f"{stream}/workload")
         )
+        self.offers = (
+            OffersRun(self, spec, random.Random(f"{stream}/offers"))
+            if isinstance(spec, OffersSpec)
+            else None
+        )
+        self.client_keys = {OPERATOR_KEY.public_key}
+        if self.offers is not None:
+            self.client_keys |= set(self.offers.workload.keys)
         self.nodes = self._make_nodes(random.Random(f"{stream}/limits"), stream)
         self.trace = Trace(self.names)
         self.books = Books(self.names, self.keys)
@@ -138,7 +152,12 @@ class Simulation:
                 for peer in adjacency[index]
             )
             config = NodeConfig(
-                name, ("sim", index), self.keys[index], OPERATOR_KEY.public_key, peers
+                name,
+                ("sim", index),
+                self.keys[index],
+                OPERATOR_KEY.public_key,
+                peers,
+                units={} if self.offers is None else node_units(name),
             )
             node_rng = random.Random(f"{stream}/node/{index}")
             nodes.append(SimNode(index, config, node_key(index), adjacency[index], node_rng))
@@ -208,6 +227,8 @@ class Simulation:
         self.at(CONVERGENCE_POLL_MS, self._poll_convergence)
         self.at(0, self._sample_event)
         self.at(self.options.duration_ms, self._stop_faults)
+        if self.offers is not None:
+            self.offers.schedule_start()
 
     @property
     def sample_interval_ms(self) -> int:
@@ -242,6 +263,8 @@ class Simulation:
             self.books.apply(index, payload, self.now_ms)
         node.sent_lsn = next_lsn
         self._set_alive(index, True)
+        if self.offers is not None:
+            self.offers.node_started(index)
 
     def _statuses(self, index: int) -> list[PeerStatus]:
         return self.network.statuses(index, self.nodes[index].peers, self.keys)
@@ -323,7 +346,7 @@ class Simulation:
         node.sent_lsn = log.next_lsn
         source = node.index
         for key, payload in outgoing:
-            if key == self.operator_key:
+            if key in self.client_keys:
                 self.at(self.now_ms + OPERATOR_LATENCY_MS, self._answer, payload)
                 continue
             target = self.index_of_key[key]
@@ -463,6 +486,8 @@ class Simulation:
         node.crash(during)
         self.trace.add(self.now_ms, "crash", node.index, -1, during)
         self.workload.node_crashed(node.index)
+        if self.offers is not None:
+            self.offers.workload.node_crashed(node.index)
         self._set_alive(node.index, False)
         span = FaultSpan("crash", self.now_ms / 1000, None, [node.name], f"during {during}")
         self.crash_spans[node.index] = span
@@ -511,6 +536,9 @@ class Simulation:
 
     def _answer(self, payload: bytes) -> None:
         self.trace.add(self.now_ms, "answer", -1, self.operator_index, payload_tag(payload))
+        if self.offers is not None and self.offers.workload.owns(payload):
+            self.offers.answered(payload)
+            return
         follow_up, acknowledged = self.workload.answered(payload, self.now_ms)
         if acknowledged is not None:
             self._check_acknowledged(acknowledged)
@@ -568,6 +596,8 @@ class Simulation:
     def _stop_faults(self, _: None) -> None:
         self.faults_stopped = True
         self.workload.stopped = True
+        if self.offers is not None:
+            self.offers.workload.stopped = True
         self.network.stop_faults()
         for index in sorted(self.partition_spans):
             self._partition_heals(index)
@@ -579,17 +609,20 @@ class Simulation:
 
     def _drain(self) -> None:
         """Run until every node is quiet, or fail the resolution invariant."""
-        deadline_ms = self.options.duration_ms + RESOLVE_BOUND_MS
+        bound_ms = RESOLVE_BOUND_MS if self.offers is None else OFFERS_RESOLVE_BOUND_MS
+        deadline_ms = self.options.duration_ms + bound_ms
         while True:
             self._run_until(min(deadline_ms, self.now_ms + DRAIN_POLL_MS))
             if self._all_quiet():
                 return
             if self.now_ms >= deadline_ms:
                 stuck = unresolved(self.nodes)
+                if self.offers is not None and not stuck:
+                    stuck = self.offers.unresolved()
                 raise InvariantViolation(
                     Violation(
                         "resolution",
-                        f"{RESOLVE_BOUND_MS / 1000:g} s after faults stopped, still unresolved: "
+                        f"{bound_ms / 1000:g} s after faults stopped, still unresolved: "
                         + ("; ".join(stuck[:8]) or "operator requests unanswered"),
                         tuple(name.split(" ")[0] for name in stuck[:8]),
                         self.now_ms,
@@ -599,6 +632,8 @@ class Simulation:
     def _all_quiet(self) -> bool:
         if self.workload.waiting:
             return False
+        if self.offers is not None and not self.offers.quiet():
+            return False
         return all(node.alive and not node.busy and not node.has_work() for node in self.nodes)
 
     def _final_checks(self) -> None:
@@ -606,6 +641,8 @@ class Simulation:
             if not check_link(self.nodes[a], self.nodes[b], self.now_ms):
                 self._violation("resolution", "link not quiet after the drain", a, b)
         check_conservation(self.nodes, self.now_ms)
+        if self.offers is not None:
+            self.offers.final_checks()
         for payer, payee, msg_id in self.workload.acknowledged():
             book = self.books.book(payer, payee)
             if UNKNOWN in (book.outcome(True, msg_id), book.outcome(False, msg_id)):
@@ -643,6 +680,7 @@ class Simulation:
             "transfers_acknowledged": workload.acknowledged,
             "transfers_refused": workload.refused,
             "requests_unanswered": workload.unreachable + workload.forgotten,
+            **({} if self.offers is None else self.offers.counters()),
             "proposals_accepted": accepted,
             "proposals_rejected": rejected,
             "passes": sum(node.passes for node in self.nodes),

@@ -19,7 +19,7 @@ from simulations.errors import SimulationError
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 TOPOLOGY_KINDS = ("ring", "line", "full", "star", "random")
-WORKLOAD_KINDS = ("transfers",)
+WORKLOAD_KINDS = ("transfers", "offers")
 
 
 def parse_duration_ms(text: str, flag: str, *, default_unit: str = "s") -> int:
@@ -147,19 +147,57 @@ class WorkloadSpec:
         )
 
 
-def parse_workload(text: str, flag: str = "--workload") -> WorkloadSpec:
+@dataclass(frozen=True)
+class OffersSpec:
+    """Exchange offers made, cancelled and taken by customers of every node.
+
+    ``rate`` offers made per simulated second over the whole mesh; ``takes``
+    takes per second (same-bank and across validators); a share ``cancel`` of
+    the offers is cancelled by its maker later; ``customers`` per node;
+    ``transfers`` SNAP transfers per second on top (the transfers workload).
+    """
+
+    rate: float
+    takes: float
+    cancel: float = 0.2
+    customers: int = 3
+    transfers: float = 0.0
+
+    def __str__(self) -> str:
+        return (
+            f"offers:rate={self.rate:g},takes={self.takes:g},cancel={self.cancel:g},"
+            f"customers={self.customers},transfers={self.transfers:g}"
+        )
+
+    @property
+    def transfer_spec(self) -> WorkloadSpec:
+        """The plain transfers that run alongside."""
+        return WorkloadSpec(rate=self.transfers)
+
+
+AnyWorkloadSpec = WorkloadSpec | OffersSpec
+
+
+def _rate(parameters: dict[str, str], name: str, default: str, flag: str, text: str) -> float:
+    try:
+        rate = float(parameters.get(name, default))
+    except ValueError:
+        raise SimulationError(f"{flag} {text!r}: {name} must be a number") from None
+    if not rate >= 0:
+        raise SimulationError(f"{flag} {text!r}: {name} must be 0 or more")
+    return rate
+
+
+def parse_workload(text: str, flag: str = "--workload") -> AnyWorkloadSpec:
     kind, parameters = _parameters(text, flag)
     if kind not in WORKLOAD_KINDS:
-        raise SimulationError(f"{flag} {text!r}: the workload is transfers:rate=N")
+        raise SimulationError(f"{flag} {text!r}: the workload is transfers:rate=N or offers:rate=N")
+    if kind == "offers":
+        return _parse_offers(text, flag, parameters)
     unknown = set(parameters) - {"rate", "conditional", "unknown", "amount"}
     if unknown:
         raise SimulationError(f"{flag} {text!r}: unknown parameter {sorted(unknown)[0]!r}")
-    try:
-        rate = float(parameters.get("rate", "10"))
-    except ValueError:
-        raise SimulationError(f"{flag} {text!r}: rate must be a number") from None
-    if not rate >= 0:
-        raise SimulationError(f"{flag} {text!r}: rate must be 0 or more")
+    rate = _rate(parameters, "rate", "10", flag, text)
     spec = WorkloadSpec(
         rate=rate,
         conditional=_fraction(parameters.get("conditional", "0.3"), flag, "conditional"),
@@ -169,3 +207,17 @@ def parse_workload(text: str, flag: str = "--workload") -> WorkloadSpec:
     if spec.conditional + spec.unknown > 1.0:
         raise SimulationError(f"{flag} {text!r}: conditional + unknown must be at most 1")
     return spec
+
+
+def _parse_offers(text: str, flag: str, parameters: dict[str, str]) -> OffersSpec:
+    unknown = set(parameters) - {"rate", "takes", "cancel", "customers", "transfers"}
+    if unknown:
+        raise SimulationError(f"{flag} {text!r}: unknown parameter {sorted(unknown)[0]!r}")
+    rate = _rate(parameters, "rate", "2", flag, text)
+    return OffersSpec(
+        rate=rate,
+        takes=_rate(parameters, "takes", f"{rate!r}", flag, text),
+        cancel=_fraction(parameters.get("cancel", "0.2"), flag, "cancel"),
+        customers=_positive_int(parameters.get("customers", "3"), flag, "customers"),
+        transfers=_rate(parameters, "transfers", "0", flag, text),
+    )
