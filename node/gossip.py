@@ -35,9 +35,10 @@ Rules:
   GOSSIP_ROUND_ITEMS_MAX, the items of that range it holds and the digest
   lacks or lists older; a capped answer resumes after the last item the
   previous one sent that peer, so items the peer keeps refusing (offers of a
-  validator it does not trust yet) cannot starve the rest of the range. Each side walks its own ranges with each peer (one
-  range when the link comes back, then one every GOSSIP_ROUND_INTERVAL_MS), so
-  both directions catch up and a lost message is only ever late.
+  validator it does not trust yet) cannot starve the rest of the range. Each
+  side walks its own ranges with each peer (one range when the link comes
+  back, then one every GOSSIP_ROUND_INTERVAL_MS), so both directions catch up
+  and a lost message is only ever late.
 - Every peer message (items, digests, HAVE, WANT) from an untrusted peer is
   refused with UNTRUSTED_PEER and changes nothing.
 - Pure: time is ``now_ms``; no I/O, no randomness; output order never depends
