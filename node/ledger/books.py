@@ -423,7 +423,7 @@ class Books:
             return Refusal.BAD_INSTRUCTION, f"this input takes a signed {kind.__name__}"
         if not all(_valid_amount(amount) for amount in amounts_of(signed.instruction)):
             return Refusal.BAD_AMOUNT, f"an amount is 1..{AMOUNT_MAX}"
-        if not _well_formed(signed, signed_instruction_from_wire):
+        if not signed.decoded and not _well_formed(signed, signed_instruction_from_wire):
             return Refusal.BAD_INSTRUCTION, "a field is malformed or out of range"
         return None
 

@@ -19,7 +19,7 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from node.codec import TIME_MS_MAX, DecodeError, pack, require_bytes, require_int, require_str
@@ -621,18 +621,29 @@ def instruction_from_payload(payload: bytes) -> Instruction:
 
 @dataclass(frozen=True, slots=True)
 class SignedInstruction:
-    """An instruction, the public key that signed it and the signature."""
+    """An instruction, the public key that signed it and the signature.
+
+    The instruction's canonical bytes are packed once and kept (``payload``):
+    verifying, hashing entries and logging them all need the same bytes. An
+    instruction decoded from bytes keeps the bytes it came from (the strict
+    decoder proved them canonical) and is ``decoded``: well-formed by
+    construction. Neither is part of equality."""
 
     instruction: Instruction
     signer_key: bytes
     signature: bytes
+    _payload: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    decoded: bool = field(default=False, init=False, repr=False, compare=False)
 
     def verifies(self) -> bool:
-        request = self.instruction.signing_request()
-        return verify(self.signer_key, request.kind, request.payload, self.signature)
+        return verify(self.signer_key, self.instruction.KIND, self.payload(), self.signature)
 
     def payload(self) -> bytes:
-        return self.instruction.signing_request().payload
+        payload = self._payload
+        if payload is None:
+            payload = self.instruction.signing_request().payload
+            object.__setattr__(self, "_payload", payload)
+        return payload
 
     def to_wire(self) -> list[Any]:
         return [self.payload(), self.signer_key, self.signature]
@@ -643,9 +654,12 @@ def signed_instruction_from_parts(
 ) -> SignedInstruction:
     if type(payload) is not bytes:
         raise DecodeError("bad-field", "instruction must be bytes")
-    return SignedInstruction(
+    signed = SignedInstruction(
         instruction_from_payload(payload), _key(signer_key, "signer"), _signature(signature)
     )
+    object.__setattr__(signed, "_payload", payload)
+    object.__setattr__(signed, "decoded", True)
+    return signed
 
 
 def signed_instruction_from_wire(obj: object) -> SignedInstruction:
