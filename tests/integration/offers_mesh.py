@@ -6,12 +6,20 @@ validators (``[units]``), and extends credit in both units to each peer.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from node.api.client import open_api_client
+from node.api.protocol import ApiError
+from node.crypto import load_key_file
+from node.ledger.files import ChainFile, decode_chain_file
+from node.ledger.signed import Offer, SignedInstruction, Take, pay_for
+from node.limits import MAX_FEE_PPM_DEFAULT
+from node.wire import pack
 from tests.integration.cli_support import ok
 from tools.mesh import LocalNode, free_udp_port
 
@@ -74,3 +82,101 @@ async def search(node: LocalNode, sell: str, buy: str) -> list[dict[str, Any]]:
 def stop_all(nodes: list[LocalNode]) -> None:
     for node in nodes:
         node.stop()
+
+
+# --- crash tests: routes, chains by payment, SNAP positions ---------------------------
+
+
+async def wait_route(node: LocalNode, to: str, unit: str, timeout_s: float = 30.0) -> None:
+    """Wait until gossip has taught ``node`` a path to ``to`` in ``unit``."""
+    with trio.fail_after(timeout_s):
+        while True:
+            try:
+                await node.call("route", to=to, amount=1, unit=unit)
+                return
+            except ApiError:
+                await trio.sleep(0.2)
+
+
+def pull_chain(base: Path, node: LocalNode, who: str) -> tuple[ChainFile, dict[str, Any]]:
+    """``chain pull`` then ``chain verify`` (offline, the validator's key pinned):
+    the decoded chain file and the verify report."""
+    out = base / f"{who}.chain"
+    key = str(base / f"{who}.key")
+    ok("chain", "pull", "--user-key", key, "--node", str(node.directory), "--out", str(out))
+    report = ok("chain", "verify", str(out), "--node", str(node.directory))
+    return decode_chain_file(out.read_bytes()), report
+
+
+def entries_by_payment(chain: ChainFile) -> dict[str, list[tuple[str, dict[str, int]]]]:
+    """Per payment id (a take's is its take id in hex): the entries' types and deltas."""
+    found: dict[str, list[tuple[str, dict[str, int]]]] = {}
+    for entry in chain.entries:
+        instruction = entry.body.instruction.instruction
+        payment_id: str | None = getattr(instruction, "payment_id", None)
+        if payment_id is not None:
+            deltas = dict(entry.body.deltas)
+            found.setdefault(payment_id, []).append((instruction.TYPE, deltas))
+    return found
+
+
+async def snap_nets(nodes: list[LocalNode]) -> dict[str, dict[str, int]]:
+    """Both sides of every bilateral ledger agree and nothing is pending.
+
+    Returns each node's net position per unit (sum of ``ours.current``)."""
+    views = {node.name: await node.call("balances") for node in nodes}
+    by_key = {(name, row["peer"], row["unit"]): row for name, rows in views.items() for row in rows}
+    nets: dict[str, dict[str, int]] = {node.name: {} for node in nodes}
+    for (name, peer, unit), row in by_key.items():
+        other = by_key[(peer, name, unit)]
+        assert row["ours"] == other["theirs"] and row["theirs"] == other["ours"], (name, peer)
+        assert row["ours"]["payable"] == 0 and row["ours"]["receivable"] == 0, (name, row)
+        nets[name][unit] = nets[name].get(unit, 0) + row["ours"]["current"]
+    return nets
+
+
+async def submit_take(
+    base: Path, node: LocalNode, who: str, offer: dict[str, Any], amount: int
+) -> str:
+    """Take ``amount`` of ``offer`` (a node's view of it) through the API, as
+    ``offer take`` does, and return as soon as the validator has the take (its
+    id, in hex). Across validators, the taker's need not know the offer."""
+    key = load_key_file(base / f"{who}.key")
+    async with open_api_client(node.directory, key=key) as client:
+        account = await client.call("account")
+        terms = Offer(
+            offer["maker"],
+            offer["sell_uai"],
+            offer["sell_amount"],
+            offer["buy_uai"],
+            offer["buy_amount"],
+            offer["min_fill"],
+            *(0, 0, 1, 0),
+        )
+        pay = pay_for(terms, amount)
+        take = Take(
+            account["address"],
+            bytes.fromhex(offer["offer_id"]),
+            offer["maker"],
+            offer["sell_uai"],
+            offer["buy_uai"],
+            amount,
+            pay,
+            -(-pay * MAX_FEE_PPM_DEFAULT // 1_000_000),
+            account["last_nonce"] + 1,
+            int(time.time() * 1000),
+        )
+        request = take.signing_request()
+        signed = SignedInstruction(take, key.public_key, key.sign(request.kind, request.payload))
+        status = await client.call("offer_take", instruction=pack(signed.to_wire()))
+    take_id: str = status["take_id"]
+    return take_id
+
+
+async def take_state(base: Path, node: LocalNode, who: str, take_id: str) -> str:
+    """The take's state as its taker sees it (``take_status``)."""
+    key = load_key_file(base / f"{who}.key")
+    async with open_api_client(node.directory, key=key) as client:
+        status = await client.call("take_status", take_id=take_id)
+    state: str = status["state"]
+    return state
