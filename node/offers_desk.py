@@ -54,6 +54,7 @@ from node.limits import (
     ENDORSE_INTERVAL_MS,
     ENDORSEMENT_LIFETIME_MS,
     GOSSIP_ITEMS_PER_ORIGIN_MAX,
+    HASH_BYTES,
     OFFER_CHANGES_PER_ANSWER_MAX,
     OFFER_GOSSIP_HEADROOM,
     OFFER_JOURNAL_MAX,
@@ -337,16 +338,22 @@ class OffersDesk:
         }
 
     def offer_view(self, prefix: str, now_ms: int) -> dict[str, Any]:
-        """One offer by id or unique prefix: ours from the Books, others from the book."""
-        matches = [oid for oid in self.books.offer_ids() if oid.hex().startswith(prefix)]
-        if len(matches) == 1:
-            return self._own_view(matches[0])
-        entries = [e for e in self.book.entries() if e.offer_id.hex().startswith(prefix)][:2]
-        if len(matches) + len(entries) > 1:
+        """One offer by id or unique prefix: ours from the Books, others from the book.
+        A whole id is looked up; a prefix (what people type) is searched for."""
+        if len(prefix) == 2 * HASH_BYTES:
+            ids = {bytes.fromhex(prefix)}
+        else:
+            ids = {oid for oid in self.books.offer_ids() if oid.hex().startswith(prefix)}
+            ids |= {e.offer_id for e in self.book.entries() if e.offer_id.hex().startswith(prefix)}
+        if len(ids) > 1:
             raise ApiError("ambiguous", f"more than one offer starts with {prefix}")
-        if not entries:
+        offer_id = next(iter(ids), b"")
+        if self.books.offer(offer_id) is not None:
+            return self._own_view(offer_id)
+        entry = self.book.get(offer_id)
+        if entry is None:
             raise ApiError("unknown-offer", f"no live offer {prefix} known here")
-        return self.entry_view(entries[0])
+        return self.entry_view(entry)
 
     def _own_view(self, offer_id: bytes) -> dict[str, Any]:
         view = self.books.offer(offer_id)
