@@ -33,9 +33,11 @@ Rules:
   the (name, seq) of our items in a range (after ``low``, up to ``high``), at
   most GOSSIP_DIGEST_ENTRIES_MAX. Whoever receives it sends back, at most
   GOSSIP_ROUND_ITEMS_MAX, the items of that range it holds and the digest
-  lacks or lists older; a capped answer resumes after the last item the
-  previous one sent that peer, so items the peer keeps refusing (offers of a
-  validator it does not trust yet) cannot starve the rest of the range. Each
+  lacks or lists older, wrapping around from a start: our own key among the
+  origins for a first answer (so the peers of a restarted node send it
+  different items), else the item after the last one the previous capped
+  answer sent that peer (so items it keeps refusing, offers of a validator
+  it does not trust yet, cannot starve the rest of the range). Each
   side walks its own ranges with each peer (one range when the link comes
   back, then one every GOSSIP_ROUND_INTERVAL_MS), so both directions catch up
   and a lost message is only ever late.
@@ -605,10 +607,9 @@ class GossipEngine:
         walk.next_round_ms = now_ms + GOSSIP_ROUND_INTERVAL_MS
 
     def _answer_digest(self, run: _Pass, peer: bytes, digest: GossipDigest) -> None:
-        """Send what the digest's range lacks, at most GOSSIP_ROUND_ITEMS_MAX items, starting
-        after the last item an earlier capped answer sent this peer and wrapping around: items
-        the peer keeps refusing (offers of a validator it does not trust yet) must not hold
-        back the rest of the range (the endorsements that would make it trusted)."""
+        """Send what the digest's range lacks, at most GOSSIP_ROUND_ITEMS_MAX items, wrapping
+        around from a start (see the module's rules): items the peer keeps refusing must not
+        hold back the rest of the range (the endorsements that would make them trusted)."""
         theirs = dict(digest.entries)
         names = [
             name
@@ -617,9 +618,11 @@ class GossipEngine:
             and (digest.high is None or name <= digest.high)
         ]
         walk = self.walks[peer]
-        if walk.answered_after is not None:
-            split = bisect.bisect_right(names, walk.answered_after)
-            names = names[split:] + names[:split]
+        # Resume where the last capped answer stopped; a first answer starts at our own key
+        # among the origins, so peers answering one restarted node send it different items.
+        start = walk.answered_after or (self.own_key, "", b"")
+        split = bisect.bisect_right(names, start)
+        names = names[split:] + names[:split]
         sent = 0
         walk.answered_after = None
         for name in names:

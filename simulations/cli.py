@@ -263,7 +263,9 @@ def _add_simulate(
         "--workload",
         default="transfers:rate=20",
         help="transfers:rate=N[,conditional=F,unknown=F,amount=N]: N transfers "
-        "per simulated second over the mesh (default rate=20)",
+        "per simulated second over the mesh (default rate=20); or "
+        "offers:rate=N[,takes=T,cancel=F,customers=C,transfers=X]: customers of every "
+        "node make N offers and T takes per second (docs/SIMULATION.md)",
     )
     sub.add_argument("--workers", type=int, help="swarm worker processes (default: one per core)")
     sub.add_argument("--report", type=Path, metavar="DIR", help="write a JSON summary and plots")
