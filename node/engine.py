@@ -215,6 +215,7 @@ class NodeEngine:
         current = Decisions(defaultdict(list), [])
         run, send = self._payment_callbacks(now_ms, current)
         self.offers.publish = lambda item, at_ms: self.payments.publish(item, at_ms, send)
+        self.offers.resync = lambda at_ms: self._resync_gossip(at_ms, send)
         self.offers.now_ms = now_ms
         self.exchanges.feed = lambda event: self.payments.feed(event, now_ms, run, send)
         self.exchanges.send = lambda peer, message: send(self.peer_keys[peer], message)
@@ -228,6 +229,12 @@ class NodeEngine:
             self.offers.tick(now_ms)
             self.exchanges.tick(now_ms)
         return current
+
+    def _resync_gossip(self, now_ms: int, send: Callable[[bytes, wire.PeerMessage], None]) -> None:
+        """An anti-entropy walk with every connected peer, as when its link comes up."""
+        for status in self.link_statuses():
+            if status.connected and status.peer_key in self.peer_names:
+                self.payments.on_peer_up(status.peer_key, now_ms, send)
 
     def _payment_callbacks(
         self, now_ms: int, current: Decisions

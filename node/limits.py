@@ -194,6 +194,7 @@ EXCHANGE_LEG_A_FINAL_DELTA_MS = 240_000  # the taker's leg outlives the maker's 
 EXCHANGE_CLAIM_MARGIN_MS = 30_000  # the maker's validator claims leg A this long before it expires
 EXCHANGE_TAKES_OPEN_MAX = 1_000  # takes in flight at one validator (as maker's or taker's)
 OFFER_GOSSIP_HEADROOM = 256  # gossip items of ours kept free for routes and endorsements
+OFFER_RESYNC_INTERVAL_MS = 1_000  # after the accepted validators grew, re-ask peers this often
 assert OFFER_CHANGES_PER_ANSWER_MAX <= OFFER_JOURNAL_MAX
 assert ENDORSE_INTERVAL_MS < ENDORSEMENT_LIFETIME_MS <= GOSSIP_ITEM_LIFETIME_MS_MAX
 assert EXCHANGE_CLAIM_MARGIN_MS > CLOCK_SKEW_MS_MAX

@@ -58,6 +58,7 @@ from node.limits import (
     OFFER_CHANGES_PER_ANSWER_MAX,
     OFFER_GOSSIP_HEADROOM,
     OFFER_JOURNAL_MAX,
+    OFFER_RESYNC_INTERVAL_MS,
     OFFER_SEARCH_RESULTS_MAX,
 )
 from node.offers.book import BookChange, BookEntry, OrderBook
@@ -127,6 +128,9 @@ class OffersDesk:
         self.refuse: Callable[[str, str], None] = lambda reason, detail: None
         self.now_ms = 0  # the engine sets it per pass (gossip's notifications carry no time)
         self.gossip_items_of_ours: Callable[[], int] = lambda: 0  # the engine's count
+        self.resync: Callable[[int], None] = lambda now_ms: None  # anti-entropy with every peer
+        self.trust_grew = False
+        self.resynced_ms = 0
 
     # --- gossip (the payments desk's engine calls these) -------------------------------------
 
@@ -137,7 +141,9 @@ class OffersDesk:
 
     def on_stored(self, item: GossipItem) -> None:
         if item.kind == ENDORSEMENT_KIND:
+            known = len(self.trust.accepted())
             self.trust.add(signed_endorsement_from_body(item.body))
+            self.trust_grew = self.trust_grew or len(self.trust.accepted()) > known
             return
         changes, refusal = apply_to_book(self.book, decode_offer_body(item.body), self.now_ms)
         if refusal is not None:
@@ -170,6 +176,11 @@ class OffersDesk:
             if view.offer.expires_ms <= now_ms:
                 self._close(view, "expired", now_ms)
         self._journal(self.book.prune(now_ms))
+        if self.trust_grew and now_ms >= self.resynced_ms + OFFER_RESYNC_INTERVAL_MS:
+            # Items of a validator we did not accept yet were refused (they may arrive
+            # before the endorsement that names it): ask every peer again, now.
+            self.trust_grew, self.resynced_ms = False, now_ms
+            self.resync(now_ms)
 
     def _endorse(self, now_ms: int) -> None:
         self.endorsed_ms = now_ms
