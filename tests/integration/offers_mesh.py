@@ -6,6 +6,8 @@ validators (``[units]``), and extends credit in both units to each peer.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +17,7 @@ import trio
 
 from node.api.client import open_api_client
 from node.api.protocol import ApiError
+from node.cli import main as cli_main
 from node.crypto import load_key_file
 from node.ledger.files import ChainFile, decode_chain_file
 from node.ledger.signed import Offer, SignedInstruction, Take, pay_for
@@ -27,14 +30,22 @@ UNITS = ("1E-2 USD", "1E-2 EUR")
 CREDIT = "100000.00"
 
 
+def _offline(*arguments: str) -> None:
+    """A CLI command that only writes files (init, trust), run in this process:
+    the same code as the real command without an interpreter's start-up each time."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli_main([*arguments, "--json"]) == 0, arguments
+
+
 def make_mesh(base: Path, names: list[str], edges: list[tuple[int, int]]) -> list[LocalNode]:
     nodes = [LocalNode(name, base / name, free_udp_port()) for name in names]
     for node in nodes:
-        node.init()
+        listen = f"127.0.0.1:{node.port}"
+        _offline("init", str(node.directory), "--name", node.name, "--listen", listen)
     for left, right in edges:
-        limits = [f"{unit}={CREDIT}" for unit in UNITS]
-        nodes[left].trust(nodes[right], *limits)
-        nodes[right].trust(nodes[left], *limits)
+        limits = [f"--limit={unit}={CREDIT}" for unit in UNITS]
+        for one, other in ((nodes[left], nodes[right]), (nodes[right], nodes[left])):
+            _offline("trust", str(one.directory), "--peer-dir", str(other.directory), *limits)
     for node in nodes:
         config = node.directory / "node.toml"
         units = "".join(f'"{unit}" = "{node.name}/{unit[-3:]}"\n' for unit in UNITS)
@@ -47,9 +58,9 @@ async def start(nodes: list[LocalNode]) -> None:
         node.start("warning")
     for node in nodes:
         await node.wait_ready()
-    for node in nodes:
+    for node in nodes:  # through the API: the CLI's own start-up would cost seconds here
         for code in ("USD", "EUR"):
-            ok("asset", "define", str(node.directory), "--code", code, "--decimals", "2")
+            await node.call("asset_define", code=code, decimals=2)
 
 
 def customer(base: Path, node: LocalNode, who: str, **deposits: str) -> Path:
