@@ -15,7 +15,7 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from node.codec import TIME_MS_MAX, DecodeError, require_int
@@ -135,6 +135,10 @@ class EntriesAppended:
 
     bodies: tuple[EntryBody, ...]
     signatures: tuple[bytes, ...] = ()
+    # The signed entries, built once: applying, answering and logging all read them.
+    _entries: tuple[ChainEntry, ...] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     KIND = "entries-appended"
 
@@ -146,8 +150,12 @@ class EntriesAppended:
         return replace(self, signatures=signatures)
 
     def entries(self) -> tuple[ChainEntry, ...]:
-        assert len(self.signatures) == len(self.bodies), "an unsigned record"
-        return tuple(map(ChainEntry, self.bodies, self.signatures))
+        entries = self._entries
+        if entries is None:
+            assert len(self.signatures) == len(self.bodies), "an unsigned record"
+            entries = tuple(map(ChainEntry, self.bodies, self.signatures))
+            object.__setattr__(self, "_entries", entries)
+        return entries
 
     def to_wire(self) -> dict[str, Any]:
         return {KIND_FIELD: self.KIND, "entries": [e.to_wire() for e in self.entries()]}
