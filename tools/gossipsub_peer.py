@@ -65,7 +65,7 @@ class Counter:
                 self.copies[key] = self.copies.get(key, 0) + 1
             await push(forwarder, message)
 
-        pubsub.push_msg = counted  # type: ignore[method-assign]
+        pubsub.push_msg = counted
 
     async def listen(self, subscription: Any) -> None:
         while True:
