@@ -186,6 +186,8 @@ class CustomerPayments:
         hold = self.books.hold(notice.hold_id, notice.payment_id)
         if hold is None or hold.status != "open":
             return
+        if hold.kind == "offer-fill" and notice.status is not PaymentStatus.SUCCEEDED:
+            return  # the exchange desk decides: the taker may yet reveal the secret
         succeeded = notice.status is PaymentStatus.SUCCEEDED
         self._end(hold, notice.fee if succeeded else None, notice.reason or "failed", now_ms)
 
@@ -243,6 +245,8 @@ class CustomerPayments:
             if payment is None or payment.started.hold_id != transfer.from_ubi:
                 if not exchange:
                     self._end(hold, None, "not-started", now_ms)
+            elif hold.kind == "offer-fill" and payment.status is PaymentStatus.FAILED:
+                continue  # the exchange desk decides (see on_payment)
             elif payment.status is PaymentStatus.SUCCEEDED:
                 self._end(hold, self._fee(transfer.payment_id), "", now_ms)
             elif payment.status is PaymentStatus.FAILED:

@@ -56,6 +56,7 @@ from node.offers.take import (
     SignedAcceptance,
     TakeAnswer,
     TakeRequest,
+    TakeReveal,
     acceptance_problem,
     signed_acceptance_from_wire,
     take_forward_request,
@@ -66,6 +67,8 @@ from node.payments.events import (
     ActionExpect,
     ActionInvoice,
     ActionPay,
+    ActionReveal,
+    Failure,
     NotifyHeld,
     NotifyPayment,
     PaymentStatus,
@@ -74,7 +77,7 @@ from node.signatures import KIND_OFFER_ACCEPTANCE, sha256
 from node.units import unit_code
 from node.wire import PeerMessage, pack, unpack
 
-EXCHANGE_MESSAGES = (TakeRequest, TakeAnswer)
+EXCHANGE_MESSAGES = (TakeRequest, TakeAnswer, TakeReveal)
 
 Feed = Callable[[Any], list[Any]]
 """Feed the payment core now (its effects carried out)."""
@@ -110,6 +113,7 @@ class ExchangeDesk:
         self.feed: Feed = lambda event: []  # the engine sets both per pass
         self.send: Send = lambda peer, message: None
         self.take_sent_ms: dict[bytes, int] = {}  # T: when each take was last sent
+        self.revealed_ms: dict[bytes, int] = {}  # T: when each secret was last revealed
         self.recovered = False
 
     # --- units ---------------------------------------------------------------------------
@@ -127,11 +131,41 @@ class ExchangeDesk:
             raise ApiError("no-unit", f"{self.config.name} has no unit for {missing} ([units])")
         return unit_a, unit_b
 
-    def on_message(self, peer: str, message: TakeRequest | TakeAnswer, now_ms: int) -> None:
+    def on_message(
+        self, peer: str, message: TakeRequest | TakeAnswer | TakeReveal, now_ms: int
+    ) -> None:
         if isinstance(message, TakeRequest):
             self.on_take(peer, message, now_ms)
+        elif isinstance(message, TakeReveal):
+            self.on_reveal_from(peer, message, now_ms)
         else:
             self.on_answer_from(peer, message, now_ms)
+
+    def on_reveal_from(self, peer: str, reveal: TakeReveal, now_ms: int) -> None:
+        """A reveal travels the take's path forward, like the take; the last domain is M's."""
+        path = reveal.path
+        here = path.index(self.config.name) if self.config.name in path else -1
+        if here <= 0 or path[here - 1] != peer:
+            self.offers.refuse("exchange-bad-path", f"a reveal not via {peer}")
+        elif here < len(path) - 1:
+            if path[here + 1] in self.peers:
+                self.send(path[here + 1], reveal)
+        else:
+            self._revealed(reveal, now_ms)
+
+    def _revealed(self, reveal: TakeReveal, now_ms: int) -> None:
+        """M learns the secret from T directly: leg A can be claimed even if leg B's
+        accepts could not come back in time (a forwarder cut off past its expiry)."""
+        exchange = self.state.exchanges.get(reveal.take_id)
+        if exchange is None or exchange.side != "maker" or exchange.state != "open":
+            return
+        condition = _acceptance_of(exchange).acceptance.condition
+        if sha256(reveal.preimage) != condition:
+            self.offers.refuse("exchange-bad-reveal", reveal.take_id.hex()[:16])
+            return
+        if condition not in self.payments.state.payments.preimages:
+            self.feed(ActionReveal(condition, reveal.preimage))
+        self._settle_if_claimed(exchange, now_ms)
 
     def on_answer_from(self, peer: str, answer: TakeAnswer, now_ms: int) -> None:
         """An answer travels the take's path back; the first domain is the taker's."""
@@ -309,7 +343,10 @@ class ExchangeDesk:
             take.maker,
             take.pay,
             unit_a,
-            acceptance.leg_deadline_ms + PAYMENT_DEADLINE_MS_DEFAULT,
+            # Held as long as leg A's parts may live: a reveal may come late.
+            acceptance.leg_deadline_ms
+            + PAYMENT_DEADLINE_MS_DEFAULT
+            + EXCHANGE_LEG_A_FINAL_DELTA_MS,
         )
 
     def _decide(self, request: TakeRequest, now_ms: int) -> TakeAnswer:
@@ -438,9 +475,41 @@ class ExchangeDesk:
         if exchange.state != "open":
             return
         if exchange.side == "maker" and not succeeded:
+            if not self._definitely_failed(exchange):
+                # A part may have been accepted past a hop that could not pass the
+                # accept back before it expired: the taker may hold leg B. Keep leg A
+                # held; the taker's validator reveals the secret (or leg A expires).
+                self._settle_if_claimed(exchange, now_ms)
+                return
             condition = _acceptance_of(exchange).acceptance.condition
             self.feed(ActionAbandon(condition, reason or "leg-b-failed"))
         self._end(exchange, succeeded, reason, now_ms)
+
+    def _definitely_failed(self, exchange: Exchange) -> bool:
+        """Every part of leg B was refused up front: none can have been accepted."""
+        state = self.payments.state.payments
+        payment = state.payments.get(exchange.terms.payment_id)
+        if payment is None:
+            return True
+        parts = [state.outgoing[ref] for ref in payment.parts]
+        return all(part.closed and not part.accepted and _definite(part.reason) for part in parts)
+
+    def _settle_if_claimed(self, exchange: Exchange, now_ms: int) -> None:
+        """M, leg B failed as far as it knows: leg A claimed (the secret came
+        directly) -> the maker pays the fill after all; leg A gone -> give it back."""
+        take = exchange.terms
+        payment = self.payments.state.payments.payments.get(take.payment_id)
+        if payment is None or payment.status is not PaymentStatus.FAILED:
+            return  # leg B pending or settled: its own outcome ends the exchange
+        condition = _acceptance_of(exchange).acceptance.condition
+        invoice = self.payments.state.payments.invoices.get(condition)
+        hold = self.books.hold(take.maker, take.payment_id)
+        if invoice is not None and invoice.paid:
+            if hold is not None and hold.status == "open":
+                self.customers.end_hold(hold, 0, "", now_ms)
+            self._end(exchange, True, None, now_ms)
+        elif invoice is None or not self.payments.state.payments.held_parts(invoice):
+            self._end(exchange, False, payment.reason or "leg-b-failed", now_ms)
 
     # --- the clock -----------------------------------------------------------------------------
 
@@ -451,6 +520,13 @@ class ExchangeDesk:
         for exchange in self.state.open_exchanges():
             take = exchange.terms
             started = take.payment_id in self.payments.state.payments.payments
+            if exchange.side == "maker" and started:
+                self._settle_if_claimed(exchange, now_ms)  # waiting for a reveal
+                continue
+            if exchange.side == "taker" and self.books.credited(
+                exchange.maker_validator, take.payment_id
+            ):
+                self._reveal(exchange, now_ms)
             if started or now_ms < exchange.started_ms + EXCHANGE_TAKE_TIMEOUT_MS:
                 waiting = exchange.acceptance is None and exchange.error is None
                 due = self.take_sent_ms.get(take.take_id, 0) + PAYMENT_INVOICE_RETRY_MS
@@ -461,6 +537,16 @@ class ExchangeDesk:
                 condition = _acceptance_of(exchange).acceptance.condition
                 self.feed(ActionAbandon(condition, "leg-a-timeout"))
             self._end(exchange, False, "timeout", now_ms)
+
+    def _reveal(self, exchange: Exchange, now_ms: int) -> None:
+        """T holds leg B (the taker is credited): tell M the secret along the take's
+        path too, until our leg A ends, so M can claim even if leg B's way back is cut."""
+        take = exchange.terms
+        if now_ms < self.revealed_ms.get(take.take_id, 0) + PAYMENT_INVOICE_RETRY_MS:
+            return
+        self.revealed_ms[take.take_id] = now_ms
+        assert exchange.preimage is not None
+        self.send(exchange.path[1], TakeReveal(take.take_id, exchange.path, exchange.preimage))
 
     def _recover(self, now_ms: int) -> None:
         """After a restart: an exchange's hold whose exchange record was lost with
@@ -541,6 +627,30 @@ class ExchangeDesk:
         request = instruction.signing_request()
         signature = self.key.sign(request.kind, request.payload)
         return SignedInstruction(instruction, self.key.public_key, signature)
+
+
+# Leg B failures that prove no part was accepted anywhere: a hop refused it up
+# front. Any other (a timeout, an expiry) may hide an accept that came too late.
+_DEFINITE_FAILURES = frozenset(
+    {
+        Failure.NO_ROUTE,
+        Failure.INSUFFICIENT_CREDIT,
+        Failure.FEE_TOO_LOW,
+        Failure.FEE_TOO_HIGH,
+        Failure.TOO_MANY_PENDING,
+        Failure.UNKNOWN_INVOICE,
+        Failure.UNKNOWN_PAYEE,
+        Failure.WRONG_UNIT,
+        Failure.AMOUNT_MISMATCH,
+        Failure.EXPIRY_TOO_FAR,
+        Failure.NOT_PROPOSED,
+    }
+)
+
+
+def _definite(reason: str | None) -> bool:
+    code = (reason or "").partition("@")[0]
+    return code in _DEFINITE_FAILURES
 
 
 def _take_id(payment_id: str) -> bytes:

@@ -81,6 +81,7 @@ from node.offers.take import (
     TAKE_MESSAGE_TYPES,
     TakeAnswer,
     TakeRequest,
+    TakeReveal,
     take_message_bytes_bound,
     take_message_from_wire,
 )
@@ -157,7 +158,13 @@ class Resolved:
 
 FederationMessage = Resolve | Resolved
 PeerMessage = (
-    SnapMessage | FederationMessage | GossipMessage | InvoiceMessage | TakeRequest | TakeAnswer
+    SnapMessage
+    | FederationMessage
+    | GossipMessage
+    | InvoiceMessage
+    | TakeRequest
+    | TakeAnswer
+    | TakeReveal
 )
 
 _HEX_PATTERN = re.compile(f"[0-9a-fA-F]{{{HASH_BYTES * 2}}}")
@@ -203,7 +210,7 @@ def message_to_wire(message: PeerMessage) -> dict[str, Any]:
         }
     if isinstance(message, GossipItems | GossipDigest | GossipHave | GossipWant):
         return message.to_wire()
-    if isinstance(message, InvoiceRequest | InvoiceAnswer | TakeRequest | TakeAnswer):
+    if isinstance(message, InvoiceRequest | InvoiceAnswer | TakeRequest | TakeAnswer | TakeReveal):
         return message.to_wire()
     if isinstance(message, Resolved):
         out: dict[str, Any] = {"msgType": "RESOLVED", "reqId": message.req_id}
@@ -436,7 +443,7 @@ def message_bytes_bound(message: PeerMessage) -> int:
         elif message.error is not None:
             texts.append(message.error)
         return 256 + sum(len(text.encode()) + 8 for text in texts)
-    if isinstance(message, TakeRequest | TakeAnswer):
+    if isinstance(message, TakeRequest | TakeAnswer | TakeReveal):
         return take_message_bytes_bound(message)
     if isinstance(message, Propose):
         return 200 + sum(len(hop.domain.encode()) + 32 for hop in message.route)

@@ -235,12 +235,39 @@ class TakeAnswer:
         return out
 
 
-TakeMessage = TakeRequest | TakeAnswer
-TAKE_MESSAGE_TYPES = frozenset({"TAKE", "TAKE_ANSWER"})
+@dataclass(frozen=True, slots=True)
+class TakeReveal:
+    """Peer message TAKE_REVEAL: T accepted leg B, so here is its secret, sent to M
+    along the take's path too (leg B's own path may be cut). Anyone can check it:
+    it hashes to the acceptance's condition."""
+
+    take_id: bytes
+    path: tuple[str, ...]
+    preimage: bytes
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "msgType": "TAKE_REVEAL",
+            "takeId": self.take_id,
+            "path": list(self.path),
+            "preimage": self.preimage,
+        }
+
+
+TakeMessage = TakeRequest | TakeAnswer | TakeReveal
+TAKE_MESSAGE_TYPES = frozenset({"TAKE", "TAKE_ANSWER", "TAKE_REVEAL"})
 
 
 def take_message_from_wire(fields: dict[str, Any]) -> TakeMessage:
-    """Decode a TAKE or TAKE_ANSWER map (``msgType`` already seen). Raises DecodeError."""
+    """Decode a TAKE, TAKE_ANSWER or TAKE_REVEAL map (``msgType`` already seen).
+    Raises DecodeError."""
+    if fields.get("msgType") == "TAKE_REVEAL":
+        check_fields(fields, frozenset({"msgType", "takeId", "path", "preimage"}), frozenset())
+        return TakeReveal(
+            require_bytes(fields["takeId"], "takeId", HASH_BYTES),
+            _path(fields["path"]),
+            require_bytes(fields["preimage"], "preimage", HASH_BYTES),
+        )
     if fields.get("msgType") == "TAKE":
         required = frozenset({"msgType", "take", "condition", "takerValidator", "path"})
         check_fields(fields, required | {"signature"}, frozenset())
@@ -278,6 +305,8 @@ def _signed_take(value: object) -> SignedInstruction:
 def take_message_bytes_bound(message: TakeMessage) -> int:
     """An upper bound of the message's packed size (for splitting frames)."""
     texts = list(message.path)
+    if isinstance(message, TakeReveal):
+        return 256 + sum(len(t.encode()) + 8 for t in texts)
     if isinstance(message, TakeRequest):
         texts.append(message.taker_validator)
         return 512 + len(message.take.payload()) + sum(len(t.encode()) + 8 for t in texts)

@@ -57,7 +57,8 @@ def test_offers_under_faults_replay_to_the_same_digest_and_hold_every_invariant(
     assert json.loads(completed.stdout) == [first.digest, first.counters]
     counters = first.counters
     assert counters["crashes"] > 0 and counters["payloads_lost"] > 0
-    assert counters["offers_made"] > 50 and counters["offer_cancels"] > 0
+    assert counters["offers_made"] > 50
+    assert counters["offer_cancels"] + counters["offer_cancels_refused"] > 0
     assert counters["takes_same_bank"] > 0
     assert counters["exchanges_settled"] > 10
     assert counters["offers_spread_ms_after_drain"] >= 0
