@@ -151,3 +151,21 @@ def test_acceptance_checks():
 )
 def test_the_taker_validator_checks_the_acceptance_answers_its_take(changes, reason):
     assert acceptance_mismatch(acceptance(**changes).acceptance, request()) == reason
+
+
+def test_reveal_round_trips_through_a_frame_and_is_strict():
+    from node import wire
+    from node.offers.take import TakeReveal
+
+    reveal = TakeReveal(sha256(b"take"), ("bank-2.test", "bank-3.test", "bank-1.test"), b"s" * 32)
+    sender, receiver = NodeKey(b"a" * 32), NodeKey(b"b" * 32)
+    frame = wire.decode_frame(wire.encode_frame(sender, receiver.public_key, [reveal]))
+    assert frame.messages == (reveal,) or list(frame.messages) == [reveal]
+    fields = reveal.to_wire()
+    for broken in (
+        {**fields, "preimage": b"short"},
+        {**fields, "path": ["bank-2.test"]},
+        {**fields, "extra": 1},
+    ):
+        with pytest.raises(DecodeError):
+            wire.message_from_wire(broken)
