@@ -123,7 +123,7 @@ class CustomerPayments:
     def submit(
         self, client_key: bytes, address: str, args: dict[str, Any], now_ms: int, feed: Feed
     ) -> dict[str, Any]:
-        signed = _instruction(args["instruction"])
+        signed = instruction_arg(args["instruction"])
         if signed.signer_key != client_key:
             raise ApiError("not-yours", "submit only instructions signed with your own key")
         transfer = signed.instruction
@@ -277,7 +277,8 @@ class CustomerPayments:
             self.run_books(event, now_ms)
 
 
-def _instruction(value: object) -> SignedInstruction:
+def instruction_arg(value: object) -> SignedInstruction:
+    """A customer's signed instruction as an API argument: ``[body, key, signature]``."""
     if type(value) is not bytes:
         raise ApiError("bad-request", "instruction must be bytes")
     try:

@@ -143,15 +143,25 @@ class ExchangeDesk:
 
     def on_reveal_from(self, peer: str, reveal: TakeReveal, now_ms: int) -> None:
         """A reveal travels the take's path forward, like the take; the last domain is M's."""
-        path = reveal.path
-        here = path.index(self.config.name) if self.config.name in path else -1
-        if here <= 0 or path[here - 1] != peer:
-            self.offers.refuse("exchange-bad-path", f"a reveal not via {peer}")
-        elif here < len(path) - 1:
-            if path[here + 1] in self.peers:
-                self.send(path[here + 1], reveal)
-        else:
+        if self._relay(peer, reveal.path, reveal, forward=True):
             self._revealed(reveal, now_ms)
+
+    def _relay(
+        self, peer: str, path: tuple[str, ...], message: PeerMessage, *, forward: bool
+    ) -> bool:
+        """Pass a message routed along a take's path on to the next domain (towards M
+        when ``forward``, towards T otherwise); True when it ends here. A message
+        that did not come from the neighbour the path names is refused."""
+        here = path.index(self.config.name) if self.config.name in path else -1
+        came_from, onward = (here - 1, here + 1) if forward else (here + 1, here - 1)
+        if here < 0 or not 0 <= came_from < len(path) or path[came_from] != peer:
+            self.offers.refuse("exchange-bad-path", f"a take message not via {peer}")
+            return False
+        if 0 <= onward < len(path):
+            if path[onward] in self.peers:
+                self.send(path[onward], message)
+            return False
+        return True
 
     def _revealed(self, reveal: TakeReveal, now_ms: int) -> None:
         """M learns the secret from T directly: leg A can be claimed even if leg B's
@@ -169,14 +179,7 @@ class ExchangeDesk:
 
     def on_answer_from(self, peer: str, answer: TakeAnswer, now_ms: int) -> None:
         """An answer travels the take's path back; the first domain is the taker's."""
-        path = answer.path
-        here = path.index(self.config.name) if self.config.name in path else -1
-        if here < 0 or here + 1 >= len(path) or path[here + 1] != peer:
-            self.offers.refuse("exchange-bad-path", f"an answer not via {peer}")
-        elif here > 0:
-            if path[here - 1] in self.peers:
-                self.send(path[here - 1], answer)
-        else:
+        if self._relay(peer, answer.path, answer, forward=False):
             self.on_answer(answer, now_ms)
 
     # --- T: the taker's validator ------------------------------------------------------------
@@ -312,13 +315,7 @@ class ExchangeDesk:
 
     def on_take(self, peer: str, request: TakeRequest, now_ms: int) -> None:
         path = request.path
-        here = path.index(self.config.name) if self.config.name in path else -1
-        if here <= 0 or path[here - 1] != peer:
-            self.offers.refuse("exchange-bad-path", f"a take not via {peer}")
-            return
-        if here < len(path) - 1:
-            if path[here + 1] in self.peers:
-                self.send(path[here + 1], request)  # relay
+        if not self._relay(peer, path, request, forward=True):
             return
         take = request.take.instruction
         assert isinstance(take, Take)

@@ -35,6 +35,7 @@ from typing import Any
 from node.api.protocol import ApiError
 from node.config import NodeConfig
 from node.crypto import NodeKey
+from node.customer_payments import instruction_arg
 from node.gossip import GossipItem
 from node.ledger.books import Books
 from node.ledger.codec import issuer_of
@@ -47,10 +48,8 @@ from node.ledger.signed import (
     OfferClose,
     SignedInstruction,
     Take,
-    signed_instruction_from_parts,
 )
 from node.limits import (
-    API_FRAME_BYTES_MAX,
     ENDORSE_INTERVAL_MS,
     ENDORSEMENT_LIFETIME_MS,
     GOSSIP_ITEMS_PER_ORIGIN_MAX,
@@ -80,7 +79,6 @@ from node.offers.items import (
 )
 from node.signatures import KIND_OFFER_STATUS, KIND_VALIDATOR_ENDORSEMENT
 from node.units import unit_code, unit_exponent
-from node.wire import DecodeError, unpack
 
 RunBooks = Callable[[BooksInput, int], list[BooksEffect]]
 Publish = Callable[[GossipItem, int], None]
@@ -441,15 +439,7 @@ class OffersDesk:
 
 
 def _instruction(value: object, client_key: bytes, kind: type) -> SignedInstruction:
-    if type(value) is not bytes:
-        raise ApiError("bad-request", "instruction must be bytes")
-    try:
-        parts = unpack(value, API_FRAME_BYTES_MAX)
-        if type(parts) is not list or len(parts) != 3:
-            raise DecodeError("bad-field", "an instruction is [body, signer key, signature]")
-        signed = signed_instruction_from_parts(*parts)
-    except DecodeError as error:
-        raise ApiError("bad-instruction", str(error)) from None
+    signed = instruction_arg(value)
     if signed.signer_key != client_key:
         raise ApiError("not-yours", "submit only instructions signed with your own key")
     if not isinstance(signed.instruction, kind):
