@@ -39,6 +39,7 @@ from tests.integration.payments_mesh import (
     wait_ended,
     wait_route,
 )
+from tools.mesh import LocalNode
 
 NAMES = ["bank-a.test", "bank-b.test", "bank-c.test", "bank-d.test"]
 A, B, C, D = NAMES
@@ -72,11 +73,8 @@ async def test_forwarder_killed_after_forwarding_ends_the_same_everywhere(
         await trio.sleep(0.5)
         freeze(a)  # d's answer will wait in a's socket
         thaw(d)
-        with trio.fail_after(30):
-            while (await d.call("status"))["log"]["next_lsn"] == lsn_before:
-                await trio.sleep(0.02)
-        await trio.sleep(1.5)  # the answer crosses c and b to a (generous: CI may be loaded)
-        freeze(d)
+        await wait_answer_left(d, C, lsn_before)
+        freeze(d)  # c and b pass the answer on; it waits in a's socket
         thaw(a)
 
         with trio.fail_after(30):  # a -> b -> c -> (frozen d)
@@ -113,6 +111,22 @@ async def test_forwarder_killed_after_forwarding_ends_the_same_everywhere(
             if node.alive():
                 thaw(node)
             node.stop()
+
+
+async def wait_answer_left(payee: LocalNode, next_hop: str, lsn_before: int) -> None:
+    """Wait until the payee's invoice is durable and its answer was acknowledged
+    by the next hop (nothing left unacknowledged on that link), so freezing the
+    payee cannot keep the answer from the payer. Observed, not slept for: a
+    loaded machine can take seconds to fsync."""
+    with trio.fail_after(60):
+        while (await payee.call("status"))["log"]["durable_lsn"] <= lsn_before:
+            await trio.sleep(0.02)
+        await trio.sleep(0.2)  # the engine sends once the sync is reported
+        while True:
+            peers = {row["name"]: row for row in await payee.call("peers")}
+            if peers[next_hop]["connected"] and peers[next_hop]["queued_bytes"] == 0:
+                break
+            await trio.sleep(0.02)
 
 
 async def test_forwarders_killed_at_random_moments_keep_the_books(tmp_path: Path) -> None:
