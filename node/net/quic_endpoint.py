@@ -17,7 +17,11 @@ Rules:
 - One link per peer. A second open link to the same node is resolved the same
   way on both sides: the one dialed by the lower key wins; if the current one
   is older than QUIC_HANDSHAKE_TIMEOUT_S it is presumed dead (the peer
-  restarted) and the newer wins. The loser closes without PeerDown/PeerUp.
+  restarted) and the newer wins. The loser closes without PeerDown/PeerUp,
+  and what the peer had not acknowledged on it is written again on the
+  winner (a frame may arrive twice, none is lost). When the peer's close of
+  the loser arrives before the winner opened here, the peer stays connected
+  for up to QUIC_HANDSHAKE_TIMEOUT_S and sends wait for the winner.
 - Backpressure, not loss, on the way in: events leave through one ordered
   outbox into the bounded ``events`` channel. When the runtime falls behind,
   the outbox fills up to INCOMING_QUEUE_ITEMS_MAX and connection tasks stop
@@ -120,6 +124,14 @@ class _Peer:
     throttled_payloads: int = 0
     reconnects: int = 0
     changed: trio.Event = field(default_factory=trio.Event)
+    # Switching: the peer closed our active connection as a duplicate, so it
+    # kept another one that has not opened on our side yet. Until it does (or
+    # QUIC_HANDSHAKE_TIMEOUT_S passes) the peer counts as connected, and the
+    # frames it had not acknowledged, and new sends, wait in ``carried``.
+    switching: bool = False
+    switch_episode: int = 0
+    carried: list[bytes] = field(default_factory=list)
+    carried_bytes: int = 0
 
     def notify(self) -> None:
         self.changed.set()
@@ -184,9 +196,11 @@ class QuicEndpoint:
         return [
             PeerStatus(
                 peer_key=peer.key,
-                connected=peer.active is not None,
+                connected=peer.active is not None or peer.switching,
                 since_s=peer.since_s,
-                queued_bytes=0 if peer.active is None else peer.active.quic.send_backlog_bytes(),
+                queued_bytes=peer.carried_bytes
+                if peer.active is None
+                else peer.active.quic.send_backlog_bytes(),
                 dropped_payloads=peer.dropped_payloads,
                 reconnects=peer.reconnects,
                 throttled_payloads=peer.throttled_payloads,
@@ -201,10 +215,17 @@ class QuicEndpoint:
         if peer is None:
             return Enqueued.NOT_CONNECTED
         link = peer.active
+        frame_bytes = LENGTH_PREFIX_BYTES + len(payload)
+        if link is None and peer.switching:
+            if peer.carried_bytes + frame_bytes > PEER_SEND_QUEUE_BYTES_MAX:
+                peer.dropped_payloads += 1
+                return Enqueued.QUEUE_FULL
+            peer.carried.append(encode_frame(payload))
+            peer.carried_bytes += frame_bytes
+            return Enqueued.SENT
         if link is None:
             peer.dropped_payloads += 1
             return Enqueued.NOT_CONNECTED
-        frame_bytes = LENGTH_PREFIX_BYTES + len(payload)
         if link.quic.send_backlog_bytes() + frame_bytes > PEER_SEND_QUEUE_BYTES_MAX:
             if peer.dropped_payloads & (peer.dropped_payloads - 1) == 0:  # 0, 1, 2, 4...
                 self._log.warning(
@@ -355,7 +376,7 @@ class QuicEndpoint:
         backoff_s = RECONNECT_BACKOFF_INITIAL_S
         where = format_address(address)
         while True:
-            while peer.active is not None:
+            while peer.active is not None or peer.switching:
                 await peer.changed.wait()
             resolved = await self._resolve(address, QUIC_HANDSHAKE_TIMEOUT_S)
             link = None
@@ -366,7 +387,7 @@ class QuicEndpoint:
                 await link.settled.wait()
             if link is not None and link.state is LinkState.OPEN:
                 backoff_s = RECONNECT_BACKOFF_INITIAL_S
-                while peer.active is not None:
+                while peer.active is not None or peer.switching:
                     await peer.changed.wait()
             elif peer.active is None:
                 reason = "cannot resolve" if resolved is None else "no free connection"
@@ -447,6 +468,7 @@ class QuicEndpoint:
             peer is not None
             and not peer.dialed
             and peer.active is None
+            and not peer.switching
             and not any(other.peer_key == peer.key for other in self._links)
         ):
             del self._peers[peer.key]  # forget clients that went away: bounded memory
@@ -545,27 +567,72 @@ class QuicEndpoint:
         link.open(now)
         peer = self._peer(link.peer_key, dialed=False)
         current = peer.active
-        if current is None:
-            peer.active = link
-            peer.since_s = now
-            if peer.ever_up:
-                peer.reconnects += 1
-            peer.ever_up = True
-            self._log.info(
-                "quic.connected",
-                peer=short(peer.key),
-                address=format_address(link.address),
-                dialed=link.is_dialer,
-                reconnects=peer.reconnects,
-            )
-            self._emit(PeerUp(peer.key))
-            peer.notify()
-        elif self._new_link_wins(current, link, now):
+        if current is not None and not self._new_link_wins(current, link, now):
+            self._close_link(link, CloseCode.DUPLICATE, "duplicate connection")
+            return
+        if current is not None:
+            # Read what already arrived on the old connection (which may close
+            # it), then carry what the peer has not acknowledged on it over to
+            # the new one: a replacement loses nothing, and the peer does the
+            # same on its side.
+            self._handle_quic_events(current, now)
+        if current is not None and peer.active is current:
+            carried = current.unacknowledged_frames()
             peer.active = link
             self._close_link(current, CloseCode.DUPLICATE, "replaced by another connection")
-            self._log.info("quic.connection_replaced", peer=short(peer.key), dialed=link.is_dialer)
-        else:
-            self._close_link(link, CloseCode.DUPLICATE, "duplicate connection")
+            for frame in carried:
+                link.write(frame)
+            self._log.info(
+                "quic.connection_replaced",
+                peer=short(peer.key),
+                dialed=link.is_dialer,
+                carried=len(carried),
+            )
+            return
+        peer.active = link
+        if peer.switching:
+            carried = self._end_switch(peer)
+            for frame in carried:
+                link.write(frame)
+            self._log.info(
+                "quic.connection_replaced",
+                peer=short(peer.key),
+                dialed=link.is_dialer,
+                carried=len(carried),
+            )
+            return
+        peer.since_s = now
+        if peer.ever_up:
+            peer.reconnects += 1
+        peer.ever_up = True
+        self._log.info(
+            "quic.connected",
+            peer=short(peer.key),
+            address=format_address(link.address),
+            dialed=link.is_dialer,
+            reconnects=peer.reconnects,
+        )
+        self._emit(PeerUp(peer.key))
+        peer.notify()
+
+    def _end_switch(self, peer: _Peer) -> list[bytes]:
+        """Leave the switching state; returns the carried frames."""
+        carried = peer.carried
+        peer.switching = False
+        peer.carried = []
+        peer.carried_bytes = 0
+        return carried
+
+    async def _switch_deadline(self, peer: _Peer, episode: int) -> None:
+        await trio.sleep(QUIC_HANDSHAKE_TIMEOUT_S)
+        if not peer.switching or peer.switch_episode != episode:
+            return
+        peer.dropped_payloads += len(self._end_switch(peer))
+        peer.since_s = trio.current_time()
+        reason = "the connection that replaced it never opened"
+        self._log.info("quic.disconnected", peer=short(peer.key), reason=reason, by_peer=True)
+        self._emit(PeerDown(peer.key))
+        peer.notify()
 
     def _new_link_wins(self, current: Link, new: Link, now: float) -> bool:
         """The same choice on both sides of a simultaneous dial."""
@@ -599,7 +666,18 @@ class QuicEndpoint:
         link.notify_space(PEER_SEND_QUEUE_BYTES_MAX)
         peer = self._peers.get(link.peer_key) if link.peer_key is not None else None
         if peer is not None and peer.active is link:
+            close_event = link.quic.close_event
+            duplicate = close_event is not None and close_event.error_code == CloseCode.DUPLICATE
             peer.active = None
+            if by_peer and duplicate and self._nursery is not None:
+                # The peer kept a connection we have not opened yet: carry over.
+                peer.carried = link.unacknowledged_frames()
+                peer.carried_bytes = sum(map(len, peer.carried))
+                peer.switching = True
+                peer.switch_episode += 1
+                self._nursery.start_soon(self._switch_deadline, peer, peer.switch_episode)
+                self._log.debug("quic.connection_switching", peer=short(peer.key))
+                return
             peer.since_s = trio.current_time()
             self._log.info(
                 "quic.disconnected",

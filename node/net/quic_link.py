@@ -101,6 +101,16 @@ class NodeQuicConnection(QuicConnection):
             return 0
         return stream.sender._buffer_stop - stream.sender._buffer_start
 
+    def stream_end_offset(self) -> int:
+        """Offset just past the last byte written to our stream."""
+        stream = self._streams.get(STREAM_ID)
+        return 0 if stream is None else stream.sender._buffer_stop
+
+    def stream_acknowledged_offset(self) -> int:
+        """Every byte of our stream before this offset was acknowledged."""
+        stream = self._streams.get(STREAM_ID)
+        return 0 if stream is None else stream.sender._buffer_start
+
     @property
     def close_event(self) -> ConnectionTerminated | None:
         """Set as soon as anyone starts closing, long before aioquic reports it."""
@@ -167,6 +177,9 @@ class Link:
         self.settled = trio.Event()  # OPEN or CLOSING
         self.space_wanted = False
         self.space = trio.Event()  # the send backlog drained (or the link closed)
+        # Payload frames written and not known to be acknowledged, with the stream
+        # offset each ends at: what a replacing connection must carry again.
+        self._unacked: deque[tuple[int, bytes]] = deque()
 
     @property
     def dialer_key(self) -> bytes | None:
@@ -200,7 +213,23 @@ class Link:
 
     def write(self, frame: bytes) -> None:
         self.quic.send_stream_data(STREAM_ID, frame)
+        if frame != HELLO_FRAME:
+            self._forget_acknowledged()
+            self._unacked.append((self.quic.stream_end_offset(), frame))
         self.wake.set()
+
+    def unacknowledged_frames(self) -> list[bytes]:
+        """Payload frames the peer has not acknowledged, oldest first. The peer
+        may have read some of them (its acknowledgement lost or late): a frame
+        carried onto another connection can arrive twice, never not at all."""
+        self._forget_acknowledged()
+        return [frame for _, frame in self._unacked]
+
+    def _forget_acknowledged(self) -> None:
+        acknowledged = self.quic.stream_acknowledged_offset()
+        unacked = self._unacked
+        while unacked and unacked[0][0] <= acknowledged:
+            unacked.popleft()
 
     def next_deadline(self) -> float:
         timer = self.quic.get_timer()

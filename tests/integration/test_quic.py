@@ -18,6 +18,7 @@ from node.limits import (
     API_FRAME_BYTES_MAX,
     INCOMING_QUEUE_ITEMS_MAX,
     PEER_SEND_QUEUE_BYTES_MAX,
+    QUIC_HANDSHAKE_TIMEOUT_S,
     QUIC_MAX_DATAGRAM_BYTES,
 )
 from node.net.base import (
@@ -215,6 +216,51 @@ async def test_peer_restarting_on_the_same_port_is_redialed() -> None:
                 assert await next_event(endpoint_b) == Received(A, b"welcome back")
                 (status,) = endpoint_a.statuses()
                 assert status.connected and status.reconnects == 1
+
+
+async def test_a_replaced_connection_loses_no_frame() -> None:
+    """The peer dials a second connection while frames stream over the first
+    one; the second wins on both sides, and every frame still arrives: what the
+    old connection had not delivered is carried over to the new one."""
+    # The late dialer's key must win the tie on both sides (smaller dialer key).
+    late_key, early_key = sorted((KEY_A, KEY_B), key=lambda key: key.public_key)
+    late, early = late_key.public_key, early_key.public_key
+    async with (
+        open_quic_endpoint(late_key, "late", LOCAL, {}, only(early)) as endpoint_late,
+        open_quic_endpoint(
+            early_key, "early", LOCAL, {late: endpoint_late.local_address}, only(late)
+        ) as endpoint_early,
+    ):
+        assert await next_event(endpoint_early) == PeerUp(late)
+        assert await next_event(endpoint_late) == PeerUp(early)
+        count = 3_000
+        sent = [i.to_bytes(4, "big") * 50 for i in range(count)]
+        received: set[bytes] = set()
+
+        async def receive_all() -> None:
+            with trio.move_on_after(10):
+                while len(received) < count:
+                    event = await endpoint_late.events.receive()
+                    assert isinstance(event, Received), event
+                    received.add(event.payload)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive_all)
+            for index, payload in enumerate(sent):
+                while not endpoint_early.send_nowait(late, payload):
+                    await trio.sleep(0.001)  # the send queue is full: wait
+                if index == count // 3:
+                    # A second connection from the other side, mid-stream.
+                    endpoint_late._start_dial(
+                        early, endpoint_early.local_address, QUIC_HANDSHAKE_TIMEOUT_S
+                    )
+                if index % 50 == 49:
+                    await trio.sleep(0)
+        assert len(set(sent) - received) == 0, "frames lost in the replacement"
+        (status,) = endpoint_early.statuses()
+        assert status.connected and status.dropped_payloads == 0
+        active = endpoint_early._peers[late].active
+        assert active is not None and not active.is_dialer  # the connection was replaced
 
 
 async def echo(endpoint: QuicEndpoint) -> None:
