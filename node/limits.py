@@ -62,6 +62,7 @@ UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # SO_RCVBUF / SO_SNDBUF asked of the 
 LOG_RECORD_BYTES_MAX = 1024 * 1024
 LOG_SEGMENT_BYTES_MAX = 64 * 1024 * 1024
 SNAPSHOT_EVERY_RECORDS = 50_000
+GC_YOUNG_THRESHOLD = 10_000  # allocations between young collections (CPython's default: 700)
 SNAPSHOT_BYTES_MAX = 512 * 1024 * 1024
 LOG_UNSYNCED_BYTES_MAX = 256 * 1024 * 1024  # appended but not yet synced; sync more often
 
@@ -81,6 +82,7 @@ NONCE_MAX = 2**63 - 1  # instruction nonces are 1..NONCE_MAX, strictly increasin
 INSTRUCTION_BYTES_MAX = 1024  # a signed user or issuer instruction
 ASSETS_PER_ENTRY_MAX = 4  # balance changes one chain entry may carry
 CHAIN_ENTRY_BYTES_MAX = 4 * 1024
+ENTRIES_PER_RECORD_MAX = 2  # an instruction touches one chain (a hold) or two (a transfer)
 CHAIN_ENTRIES_PER_PULL_MAX = 50  # entries one chain pull returns: one API frame
 CHAIN_FILE_ENTRIES_MAX = 1_000_000
 CHAIN_FILE_BYTES_MAX = 1024 * 1024 * 1024
@@ -92,6 +94,7 @@ INPUTS_PER_PASS_MAX = 4_096  # inputs decided together, then one fsync
 TICK_INTERVAL_MS = 100
 API_REQUEST_TIMEOUT_S = 10.0
 PAY_BATCH_TRANSFERS_MAX = 1_000  # transfers in one pay_batch operator request
+LEDGER_TRANSFERS_PER_REQUEST_MAX = 200  # a customer's signed transfers in one request
 
 # --- gossip (node/gossip.py) ---------------------------------------------------
 GOSSIP_KIND_LENGTH_MAX = 16  # "route", "offer"
@@ -231,3 +234,4 @@ assert (
 OFFERS_OPEN_PER_USER_MAX = 100  # open offers (reservations) of one customer
 assert 0 < OFFERS_OPEN_PER_USER_MAX <= CHAIN_FILE_ENTRIES_MAX  # each opens with an entry
 # --- end OFFERS-BOOKS
+assert LEDGER_TRANSFERS_PER_REQUEST_MAX * (INSTRUCTION_BYTES_MAX + 16) < API_FRAME_BYTES_MAX

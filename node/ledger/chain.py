@@ -10,7 +10,13 @@ Rules:
   resulting balances of the same uais, and when it was appended.
 - The entry hash is SHA-256 of the canonical msgpack of every field but the
   validator's signature; the validator signs the hash (kind ``chain-entry``).
-  An entry is final when the validator has signed it.
+  An instruction that appends to two chains (a transfer: the payer's and the
+  payee's) is signed once for both: each entry carries ``record_hashes``, the
+  hashes of all the entries of its instruction in ``chains_of`` order (its
+  own among them), and the validator signs SHA-256 of their concatenation
+  (kind ``chain-record``). Either way an entry is final when the validator
+  has signed it, and one entry with its signature proves it on its own: the
+  other chain's entry appears only as a hash.
 - Who signs the instruction: the payer for a ``Transfer`` (on the payer's
   debit and on the payee's credit alike), the maker for an ``Offer``, the
   taker for a ``Take`` (on the maker's chain too), the issuing validator for
@@ -88,10 +94,11 @@ from node.limits import (
     AMOUNT_MAX,
     ASSETS_PER_ENTRY_MAX,
     CHAIN_ENTRY_BYTES_MAX,
+    ENTRIES_PER_RECORD_MAX,
     HASH_BYTES,
     SIGNATURE_BYTES,
 )
-from node.signatures import KIND_CHAIN_ENTRY, sha256, verify
+from node.signatures import KIND_CHAIN_ENTRY, KIND_CHAIN_RECORD, sha256, verify
 
 AssetAmounts = tuple[tuple[str, int], ...]
 """(uai, amount) pairs sorted by uai, each uai once."""
@@ -108,6 +115,16 @@ _BODY_FIELDS = (
     "appended_at_ms",
 )
 _ENTRY_FIELDS = frozenset({*_BODY_FIELDS, "validator_signature"})
+_ENTRY_OPTIONAL_FIELDS = frozenset({"record_hashes"})
+
+
+def record_root(hashes: Sequence[bytes]) -> bytes:
+    """What the validator signs for the entries of one instruction."""
+    return sha256(b"".join(hashes))
+
+
+def record_signing_request(hashes: Sequence[bytes]) -> ToSign:
+    return ToSign(KIND_CHAIN_RECORD, record_root(hashes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +152,9 @@ class EntryBody:
             "instruction": self.instruction.payload(),
             "signer": self.instruction.signer_key,
             "instruction_signature": self.instruction.signature,
-            "deltas": [[uai, delta] for uai, delta in self.deltas],
-            "balances": [[uai, balance] for uai, balance in self.balances],
+            # Tuples of pairs pack exactly as lists of pairs, without copying.
+            "deltas": self.deltas,
+            "balances": self.balances,
             "appended_at_ms": self.appended_at_ms,
         }
 
@@ -153,6 +171,8 @@ class ChainEntry:
 
     body: EntryBody
     validator_signature: bytes
+    # With a signature for the whole instruction: the hashes of its entries.
+    record_hashes: tuple[bytes, ...] = ()
 
     @property
     def ubi(self) -> str:
@@ -166,10 +186,23 @@ class ChainEntry:
         return self.body.entry_hash()
 
     def signed_by(self, validator_key: bytes) -> bool:
-        return verify(validator_key, KIND_CHAIN_ENTRY, self.entry_hash(), self.validator_signature)
+        hashes = self.record_hashes
+        if not hashes:
+            return verify(
+                validator_key, KIND_CHAIN_ENTRY, self.entry_hash(), self.validator_signature
+            )
+        if self.entry_hash() not in hashes:
+            return False
+        root = record_root(hashes)
+        return verify(validator_key, KIND_CHAIN_RECORD, root, self.validator_signature)
 
     def to_wire(self) -> dict[str, Any]:
-        return {**self.body.to_wire(), "validator_signature": self.validator_signature}
+        wire = self.body.to_wire()
+        if self.record_hashes:
+            wire["record_hashes"] = list(self.record_hashes)
+        # The signature comes last, so an entry cut short always lacks it.
+        wire["validator_signature"] = self.validator_signature
+        return wire
 
 
 def _asset_amounts(value: object, name: str) -> AssetAmounts:
@@ -187,7 +220,7 @@ def _asset_amounts(value: object, name: str) -> AssetAmounts:
 
 def entry_from_wire(obj: object) -> ChainEntry:
     """Decode an entry map strictly. Raises DecodeError."""
-    fields = require_map(obj, "entry", _ENTRY_FIELDS)
+    fields = require_map(obj, "entry", _ENTRY_FIELDS, _ENTRY_OPTIONAL_FIELDS)
     deltas = _asset_amounts(fields["deltas"], "deltas")
     balances = _asset_amounts(fields["balances"], "balances")
     if [uai for uai, _ in deltas] != [uai for uai, _ in balances]:
@@ -206,7 +239,15 @@ def entry_from_wire(obj: object) -> ChainEntry:
         require_int(fields["appended_at_ms"], "appended_at_ms", 0, TIME_MS_MAX),
     )
     signature = require_bytes(fields["validator_signature"], "validator_signature", SIGNATURE_BYTES)
-    return ChainEntry(body, signature)
+    record_hashes: tuple[bytes, ...] = ()
+    if "record_hashes" in fields:
+        items = require_list(fields["record_hashes"], "record_hashes", ENTRIES_PER_RECORD_MAX)
+        if len(items) < 2:
+            raise DecodeError("bad-field", "record_hashes lists two hashes or more")
+        record_hashes = tuple(require_bytes(item, "record hash", HASH_BYTES) for item in items)
+        if body.entry_hash() not in record_hashes:
+            raise DecodeError("bad-field", "record_hashes must include the entry's own hash")
+    return ChainEntry(body, signature, record_hashes)
 
 
 def encode_entry(entry: ChainEntry) -> bytes:

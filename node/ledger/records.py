@@ -19,7 +19,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from node.codec import TIME_MS_MAX, DecodeError, require_int
-from node.ledger.chain import ChainEntry, EntryBody, chains_of, entry_from_wire
+from node.ledger.chain import (
+    ChainEntry,
+    EntryBody,
+    chains_of,
+    entry_from_wire,
+    record_signing_request,
+)
 from node.ledger.codec import (
     Attributes,
     attributes_from_wire,
@@ -39,9 +45,9 @@ from node.ledger.signed import (
     signed_federation_from_wire,
     signed_identity_from_wire,
 )
+from node.limits import ENTRIES_PER_RECORD_MAX
 
 KIND_FIELD = "record"
-ENTRIES_PER_RECORD_MAX = 2  # an instruction touches one chain (a hold) or two
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +136,9 @@ class UserFrozen:
 class EntriesAppended:
     """One instruction's entries, appended atomically, in ``chains_of`` order:
     the debited chain's first, then the credited one's (a hold or a release
-    touches only the payer's chain). ``signatures``: the validator's, one per
-    entry hash, once signed."""
+    touches only the payer's chain). ``signatures``: the validator's, once
+    signed: one over the entries' hashes together (``record_hashes``), or, as
+    logs written before that hold, one per entry."""
 
     bodies: tuple[EntryBody, ...]
     signatures: tuple[bytes, ...] = ()
@@ -143,17 +150,24 @@ class EntriesAppended:
     KIND = "entries-appended"
 
     def to_sign(self) -> tuple[ToSign, ...]:
-        return tuple(body.signing_request() for body in self.bodies)
+        if len(self.bodies) == 1:
+            return (self.bodies[0].signing_request(),)
+        return (record_signing_request([body.entry_hash() for body in self.bodies]),)
 
     def signed(self, signatures: tuple[bytes, ...]) -> EntriesAppended:
-        assert len(signatures) == len(self.bodies)
+        assert len(signatures) == 1
         return replace(self, signatures=signatures)
 
     def entries(self) -> tuple[ChainEntry, ...]:
         entries = self._entries
         if entries is None:
-            assert len(self.signatures) == len(self.bodies), "an unsigned record"
-            entries = tuple(map(ChainEntry, self.bodies, self.signatures))
+            bodies, signatures = self.bodies, self.signatures
+            if len(bodies) > 1 and len(signatures) == 1:
+                hashes = tuple(body.entry_hash() for body in bodies)
+                entries = tuple(ChainEntry(body, signatures[0], hashes) for body in bodies)
+            else:
+                assert len(signatures) == len(bodies), "an unsigned record"
+                entries = tuple(map(ChainEntry, bodies, signatures))
             object.__setattr__(self, "_entries", entries)
         return entries
 
@@ -197,10 +211,16 @@ def _entries_appended(fields: dict[str, Any]) -> EntriesAppended:
         )
     if tuple(entry.ubi for entry in entries) != chains:
         raise DecodeError("bad-field", "the entries of one instruction on two chains")
-    return EntriesAppended(
-        tuple(entry.body for entry in entries),
-        tuple(entry.validator_signature for entry in entries),
-    )
+    bodies = tuple(entry.body for entry in entries)
+    hashes = tuple(body.entry_hash() for body in bodies)
+    if all(entry.record_hashes == hashes for entry in entries) and len(entries) > 1:
+        signatures = {entry.validator_signature for entry in entries}
+        if len(signatures) != 1:
+            raise DecodeError("bad-field", "the entries of one record carry one signature")
+        return EntriesAppended(bodies, (first.validator_signature,))
+    if any(entry.record_hashes for entry in entries):
+        raise DecodeError("bad-field", "record_hashes must list the record's entries in order")
+    return EntriesAppended(bodies, tuple(entry.validator_signature for entry in entries))
 
 
 _FIELDS: dict[str, frozenset[str]] = {

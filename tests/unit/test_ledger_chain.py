@@ -6,6 +6,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import pytest
+
+from node.codec import DecodeError
 from node.ledger import (
     ChainEntry,
     Deposit,
@@ -14,6 +17,7 @@ from node.ledger import (
     verify_chain,
 )
 from node.ledger.codec import ZERO_HASH
+from node.ledger.records import EntriesAppended, record_from_wire
 from tests.unit.test_ledger_support import (
     OTHER_VALIDATOR_KEY,
     USD,
@@ -23,6 +27,7 @@ from tests.unit.test_ledger_support import (
     bank_with_users,
     resign,
     sign_instruction,
+    through_msgpack,
     user_key,
 )
 
@@ -192,3 +197,50 @@ def test_time_never_goes_back_along_a_chain() -> None:
     items = bodies()
     items[2] = dataclasses.replace(items[2], appended_at_ms=items[1].appended_at_ms - 1)
     assert problem_of(relinked(items)) == (2, "time-backwards")
+
+
+# --- one validator signature for both entries of a transfer ------------------------------
+
+
+def test_a_transfers_two_entries_share_one_signature_and_each_proves_itself() -> None:
+    shell = busy_bank()
+    alice_entry = shell.books.chain(ALICE)[1]  # alice pays bob 30
+    bob_entry = shell.books.chain(BOB)[0]
+    assert alice_entry.validator_signature == bob_entry.validator_signature
+    assert alice_entry.record_hashes == (alice_entry.entry_hash(), bob_entry.entry_hash())
+    assert alice_entry.signed_by(KEY) and bob_entry.signed_by(KEY)
+    assert not alice_entry.signed_by(OTHER_VALIDATOR_KEY.public_key)
+    # The hashes are bound by the signature: another record's hash does not verify,
+    # and an entry cannot borrow a record it is not part of.
+    other = shell.books.chain(ALICE)[4].entry_hash()
+    assert not dataclasses.replace(
+        alice_entry, record_hashes=(other, bob_entry.entry_hash())
+    ).signed_by(KEY)
+    swapped = dataclasses.replace(
+        alice_entry, record_hashes=(bob_entry.entry_hash(), alice_entry.entry_hash())
+    )
+    assert not swapped.signed_by(KEY)
+    stranger = shell.books.chain(ALICE)[0]  # the deposit: another record
+    borrowed = ChainEntry(stranger.body, alice_entry.validator_signature, alice_entry.record_hashes)
+    assert not borrowed.signed_by(KEY)
+    assert problem_of([borrowed, *shell.books.chain(ALICE)[1:]]) == (0, "validator-signature")
+
+
+def test_a_log_written_with_one_signature_per_entry_still_replays() -> None:
+    shell = busy_bank()
+    record = next(r for r in shell.log if isinstance(r, EntriesAppended) and len(r.bodies) == 2)
+    legacy = EntriesAppended(
+        record.bodies,
+        tuple(
+            VALIDATOR_KEY.sign(body.signing_request().kind, body.signing_request().payload)
+            for body in record.bodies
+        ),
+    )
+    decoded = record_from_wire(through_msgpack(legacy.to_wire()))
+    assert decoded == legacy
+    assert all(entry.signed_by(KEY) and not entry.record_hashes for entry in decoded.entries())
+    # One record's entries must agree on their shared signature.
+    wire = record.to_wire()
+    wire["entries"][1]["validator_signature"] = legacy.signatures[1]
+    with pytest.raises(DecodeError):
+        record_from_wire(through_msgpack(wire))
