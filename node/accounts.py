@@ -246,6 +246,26 @@ class AccountsDesk:
         effects = self.run_books(ReceiveTransfer(signed), now_ms)
         return self._appended(effects, self.customer_address(client_key))
 
+    def transfers(
+        self, client_key: bytes, instructions: list[bytes], now_ms: int
+    ) -> dict[str, Any]:
+        """A customer's signed transfers in one request (a payroll, a bank's app
+        relaying its users' payments): each decided on its own, in order, as if
+        sent one by one. The answer lists, per instruction, the payer's new entry
+        or the refusal; all of them are durable before it leaves."""
+        results: list[dict[str, Any]] = []
+        for instruction in instructions:
+            try:
+                answer = self.transfer(client_key, {"instruction": instruction}, now_ms)
+            except ApiError as error:
+                results.append({"refused": error.code, "detail": error.message})
+            else:
+                results.append({"entry": answer["entries"][0]})
+        return {
+            "results": results,
+            "balances": self.books.balances(self.customer_address(client_key)),
+        }
+
     def chain_pull(self, address: str, from_seq: int) -> dict[str, Any]:
         entries = self.books.chain(address, from_seq, CHAIN_ENTRIES_PER_PULL_MAX)
         user = self.books.user(address)

@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from node import cli_accounts, cli_offers, cli_payments, units
+from node import cli_accounts, cli_batch, cli_offers, cli_payments, units
 from node.api.client import open_api_client
 from node.api.protocol import ApiError
 from node.cli_accounts import CommandError
@@ -453,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--limit", action="append", default=[], metavar="PARTY:UNIT=N")
     sub.add_argument("--now", help="the clock, ISO 8601 (default: now)")
     cli_accounts.register(commands, common)
+    cli_batch.register(commands, common)
     simulations_cli.register(commands, common)
     cli_payments.register(commands, common)
     cli_offers.register(commands, common)
@@ -496,6 +497,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    # A result may carry its own exit code: the command ran, and some of its work failed.
+    exit_code = result.pop("exit_code", 0) if isinstance(result, dict) else 0
     try:
         if result is not None:
             _print(args, result, _text_of)
@@ -503,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader (head, less) has gone: not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
+    return int(exit_code)
 
 
 if __name__ == "__main__":

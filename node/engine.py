@@ -469,6 +469,8 @@ class NodeEngine:
             return self.accounts.assets()
         if request.op == "ledger_transfer":
             return self.accounts.transfer(client_key, request.args, now_ms)
+        if request.op == "ledger_transfers":
+            return self.accounts.transfers(client_key, request.args["instructions"], now_ms)
         if request.op == "chain_pull":
             return self.accounts.chain_pull(address, request.args.get("from_seq") or 0)
         if request.op == "cross_transfer":

@@ -95,6 +95,7 @@ TICK_INTERVAL_MS = 100
 API_REQUEST_TIMEOUT_S = 10.0
 PAY_BATCH_TRANSFERS_MAX = 1_000  # transfers in one pay_batch operator request
 LEDGER_TRANSFERS_PER_REQUEST_MAX = 200  # a customer's signed transfers in one request
+TRANSFER_BATCH_LINES_MAX = 100_000  # payments in one transfer-batch file
 
 # --- gossip (node/gossip.py) ---------------------------------------------------
 GOSSIP_KIND_LENGTH_MAX = 16  # "route", "offer"

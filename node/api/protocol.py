@@ -26,6 +26,7 @@ from node.limits import (
     ASSET_DECIMALS_MAX,
     HASH_BYTES,
     KYC_LEVEL_MAX,
+    LEDGER_TRANSFERS_PER_REQUEST_MAX,
     NAME_LENGTH_MAX,
     OFFER_ID_PREFIX_MIN,
     OFFER_SEARCH_RESULTS_MAX,
@@ -94,6 +95,7 @@ OPERATIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "resolve": (frozenset({"address"}), frozenset()),
     # customer operations: the connection's key is the customer
     "ledger_transfer": (frozenset({"instruction"}), frozenset()),
+    "ledger_transfers": (frozenset({"instructions"}), frozenset()),
     "chain_pull": (frozenset(), frozenset({"from_seq"})),
     "cross_transfer": (frozenset({"instruction"}), frozenset()),
     "transfer_status": (frozenset({"payment_id"}), frozenset()),
@@ -123,6 +125,7 @@ CUSTOMER_OPERATIONS = frozenset(
         "account",
         "resolve",
         "ledger_transfer",
+        "ledger_transfers",
         "chain_pull",
         "assets",
         "cross_transfer",
@@ -218,6 +221,16 @@ def _check_args(op: str, args: dict[str, Any]) -> None:
             )
         for amount in amounts:
             require_int(amount, "amount", 1, AMOUNT_MAX)
+    if op == "ledger_transfers":
+        instructions = args["instructions"]
+        if type(instructions) is not list or not (
+            0 < len(instructions) <= LEDGER_TRANSFERS_PER_REQUEST_MAX
+        ):
+            raise DecodeError(
+                "bad-field", f"instructions must be a list of 1..{LEDGER_TRANSFERS_PER_REQUEST_MAX}"
+            )
+        if not all(type(item) is bytes for item in instructions):
+            raise DecodeError("bad-field", "each instruction must be bytes")
     _check_offer_args(args)
     if op == "transfer":
         if args["direction"] not in ("out", "in"):
