@@ -14,6 +14,7 @@ Rules:
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import signal
 import time
@@ -26,7 +27,7 @@ import trio
 from node.config import KEY_FILE, LOCK_FILE, LOG_DIRECTORY, load_config
 from node.crypto import load_key_file
 from node.engine import NodeEngine, recover_state
-from node.limits import INPUTS_PER_PASS_MAX, TICK_INTERVAL_MS
+from node.limits import GC_YOUNG_THRESHOLD, INPUTS_PER_PASS_MAX, TICK_INTERVAL_MS
 from node.net.base import Transport, TransportEvent
 from node.net.quic import open_quic_endpoint
 from node.nurseries import collapse_single_exception_group
@@ -94,6 +95,7 @@ class NodeRuntime:
             self.transport.flush()
             if self.engine.snapshot_due():
                 await self._disk_io(self.engine.write_snapshot)
+                settle_long_lived()
 
     async def shutdown(self) -> None:
         """Make everything durable and leave a snapshot, so the next start is quick."""
@@ -151,6 +153,7 @@ async def run_node(
         "snapshot_lsn": report.snapshot_lsn,
     }
     log.info("log recovered", directory=str(directory), **recovery)
+    settle_long_lived()
     if report.truncated_bytes:
         log.warning(
             "torn log tail cut",
@@ -193,8 +196,22 @@ async def run_node(
         os.close(lock_fd)
 
 
+def settle_long_lived() -> None:
+    """Move every object alive now out of the cyclic collector's sight.
+
+    A validator's state (chains, records, routes) lives as long as the process
+    and holds no reference cycles, yet every full collection walked all of it:
+    the pause grew with history (three quarters of a snapshot's time with
+    40,000 entries). Called after recovery and after each snapshot, when what
+    is alive is mostly state; reference counting still frees it all.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def run_node_forever(directory: Path) -> None:
     """The ``ledgermesh run`` command: run until SIGINT or SIGTERM."""
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
