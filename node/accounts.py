@@ -66,6 +66,7 @@ from node.ledger.signed import (
 )
 from node.limits import API_FRAME_BYTES_MAX, CHAIN_ENTRIES_PER_PULL_MAX
 from node.state import NodeState, ledger_log_record
+from node.verify_pool import verify_all
 from node.wire import DecodeError, Resolve, Resolved, pack, unpack
 
 Outbox = Callable[[bytes, Resolve | Resolved], None]
@@ -234,7 +235,13 @@ class AccountsDesk:
         return address
 
     def transfer(self, client_key: bytes, args: dict[str, Any], now_ms: int) -> dict[str, Any]:
-        parts = _unpack(args["instruction"], "instruction")
+        signed = self._customer_instruction(client_key, args["instruction"])
+        effects = self.run_books(ReceiveTransfer(signed), now_ms)
+        return self._appended(effects, self.customer_address(client_key))
+
+    @staticmethod
+    def _customer_instruction(client_key: bytes, raw: bytes) -> SignedInstruction:
+        parts = _unpack(raw, "instruction")
         if type(parts) is not list or len(parts) != 3:
             raise ApiError("bad-request", "an instruction is [body, signer key, signature]")
         try:
@@ -243,8 +250,7 @@ class AccountsDesk:
             raise ApiError("bad-instruction", str(error)) from None
         if signed.signer_key != client_key:
             raise ApiError("not-yours", "submit only instructions signed with your own key")
-        effects = self.run_books(ReceiveTransfer(signed), now_ms)
-        return self._appended(effects, self.customer_address(client_key))
+        return signed
 
     def transfers(
         self, client_key: bytes, instructions: list[bytes], now_ms: int
@@ -253,14 +259,25 @@ class AccountsDesk:
         relaying its users' payments): each decided on its own, in order, as if
         sent one by one. The answer lists, per instruction, the payer's new entry
         or the refusal; all of them are durable before it leaves."""
-        results: list[dict[str, Any]] = []
-        for instruction in instructions:
+        decoded: list[SignedInstruction | ApiError] = []
+        for raw in instructions:
             try:
-                answer = self.transfer(client_key, {"instruction": instruction}, now_ms)
+                decoded.append(self._customer_instruction(client_key, raw))
+            except ApiError as error:
+                decoded.append(error)
+        # The Books check each signature in turn; check them all first, on every core.
+        verify_all([item for item in decoded if isinstance(item, SignedInstruction)])
+        results: list[dict[str, Any]] = []
+        for item in decoded:
+            try:
+                if isinstance(item, ApiError):
+                    raise item
+                effects = self.run_books(ReceiveTransfer(item), now_ms)
             except ApiError as error:
                 results.append({"refused": error.code, "detail": error.message})
             else:
-                results.append({"entry": answer["entries"][0]})
+                [appended] = [e for e in effects if isinstance(e, NotifyAppended)]
+                results.append({"entry": _entry_row(appended.entries[0])})
         return {
             "results": results,
             "balances": self.books.balances(self.customer_address(client_key)),

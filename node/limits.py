@@ -96,6 +96,8 @@ API_REQUEST_TIMEOUT_S = 10.0
 PAY_BATCH_TRANSFERS_MAX = 1_000  # transfers in one pay_batch operator request
 LEDGER_TRANSFERS_PER_REQUEST_MAX = 200  # a customer's signed transfers in one request
 TRANSFER_BATCH_LINES_MAX = 100_000  # payments in one transfer-batch file
+VERIFY_POOL_THREADS_MAX = 3  # worker threads checking a batch's signatures beside the caller
+VERIFY_POOL_BATCH_MIN = 16  # fewer signatures are checked inline
 
 # --- gossip (node/gossip.py) ---------------------------------------------------
 GOSSIP_KIND_LENGTH_MAX = 16  # "route", "offer"

@@ -627,16 +627,26 @@ class SignedInstruction:
     verifying, hashing entries and logging them all need the same bytes. An
     instruction decoded from bytes keeps the bytes it came from (the strict
     decoder proved them canonical) and is ``decoded``: well-formed by
-    construction. Neither is part of equality."""
+    construction. The outcome of checking the signature is kept too: the
+    object cannot change, so neither can the answer (a shell may check a
+    batch's signatures on several cores before the core asks). None of these
+    is part of equality."""
 
     instruction: Instruction
     signer_key: bytes
     signature: bytes
     _payload: bytes | None = field(default=None, init=False, repr=False, compare=False)
     decoded: bool = field(default=False, init=False, repr=False, compare=False)
+    _verified: bool | None = field(default=None, init=False, repr=False, compare=False)
 
     def verifies(self) -> bool:
-        return verify(self.signer_key, self.instruction.KIND, self.payload(), self.signature)
+        verified = self._verified
+        if verified is None:
+            verified = verify(
+                self.signer_key, self.instruction.KIND, self.payload(), self.signature
+            )
+            object.__setattr__(self, "_verified", verified)
+        return verified
 
     def payload(self) -> bytes:
         payload = self._payload
