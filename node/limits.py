@@ -99,6 +99,7 @@ TRANSFER_BATCH_LINES_MAX = 100_000  # payments in one transfer-batch file
 VERIFY_POOL_THREADS_MAX = 3  # worker threads checking a batch's signatures beside the caller
 VERIFY_POOL_BATCH_MIN = 16  # fewer signatures are checked inline
 VERIFIED_SIGNATURES_REMEMBERED = 8_192  # valid signatures remembered by their bytes
+VERIFIED_PAYLOAD_BYTES_MAX = 2_048  # ... of payloads this small (gossip items, instructions)
 
 # --- gossip (node/gossip.py) ---------------------------------------------------
 GOSSIP_KIND_LENGTH_MAX = 16  # "route", "offer"

@@ -8,8 +8,11 @@ Rules:
 - Key generation, key files and certificates live in ``node.crypto`` (the
   shell's side): the cores only verify and hash.
 - ``verify`` remembers the last VERIFIED_SIGNATURES_REMEMBERED valid
-  signatures by their exact bytes (key, kind, payload, signature): checking
-  is a pure function of those bytes, so the answer cannot change. A gossip
+  signatures of payloads up to VERIFIED_PAYLOAD_BYTES_MAX by their exact
+  bytes (key, kind, payload, signature): checking is a pure function of those
+  bytes, so the answer cannot change. Frames (large, each checked once) are
+  not remembered; the memory is guarded by a lock (the shell checks batches
+  on several threads). A gossip
   item reaches a node once, so a node rarely asks twice; in the simulator
   every node of the mesh shares the process, and a route announcement is
   checked once for all fifty instead of once each.
@@ -18,12 +21,18 @@ Rules:
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 
 import nacl.exceptions
 import nacl.signing
 
-from node.limits import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, VERIFIED_SIGNATURES_REMEMBERED
+from node.limits import (
+    PUBLIC_KEY_BYTES,
+    SIGNATURE_BYTES,
+    VERIFIED_PAYLOAD_BYTES_MAX,
+    VERIFIED_SIGNATURES_REMEMBERED,
+)
 
 SIGNATURE_PREFIX = b"ledgermesh/1/"
 
@@ -97,6 +106,7 @@ _signing_key_cache: dict[bytes, nacl.signing.SigningKey] = {}
 _verify_key_cache: dict[bytes, nacl.signing.VerifyKey] = {}
 # Valid signatures by their exact bytes, oldest first (dicts keep insertion order).
 _verified: dict[tuple[bytes, bytes, bytes, bytes], None] = {}
+_verified_lock = threading.Lock()
 
 
 def verify(public_key: bytes, kind: bytes, payload: bytes, signature: bytes) -> bool:
@@ -111,14 +121,17 @@ def verify(public_key: bytes, kind: bytes, payload: bytes, signature: bytes) -> 
             return False
         if len(_verify_key_cache) < 4096:
             _verify_key_cache[public_key] = verify_key
+    remember = len(payload) <= VERIFIED_PAYLOAD_BYTES_MAX
     remembered = (public_key, kind, payload, signature)
-    if remembered in _verified:
+    if remember and remembered in _verified:
         return True
     try:
         verify_key.verify(signed_bytes(kind, payload), signature)
     except nacl.exceptions.BadSignatureError:
         return False
-    if len(_verified) >= VERIFIED_SIGNATURES_REMEMBERED:
-        del _verified[next(iter(_verified))]
-    _verified[remembered] = None
+    if remember:
+        with _verified_lock:
+            if len(_verified) >= VERIFIED_SIGNATURES_REMEMBERED:
+                _verified.pop(next(iter(_verified)), None)
+            _verified[remembered] = None
     return True

@@ -152,9 +152,8 @@ class EntryBody:
             "instruction": self.instruction.payload(),
             "signer": self.instruction.signer_key,
             "instruction_signature": self.instruction.signature,
-            # Tuples of pairs pack exactly as lists of pairs, without copying.
-            "deltas": self.deltas,
-            "balances": self.balances,
+            "deltas": [[uai, delta] for uai, delta in self.deltas],
+            "balances": [[uai, balance] for uai, balance in self.balances],
             "appended_at_ms": self.appended_at_ms,
         }
 

@@ -436,6 +436,7 @@ class QuicEndpoint:
             link.wake = trio.Event()
             now = trio.current_time()
             link.handle_timers(now)
+            link.forget_acknowledged()  # frames kept for a replacement: only the unacked
             if link.state is LinkState.OPEN and len(self._outbox) >= INCOMING_QUEUE_ITEMS_MAX:
                 await self._outbox_room.wait()  # backpressure: stop reading this peer
                 now = trio.current_time()
@@ -572,12 +573,18 @@ class QuicEndpoint:
             return
         if current is not None:
             # Read what already arrived on the old connection (which may close
-            # it), then carry what the peer has not acknowledged on it over to
-            # the new one: a replacement loses nothing, and the peer does the
-            # same on its side.
+            # it), then, in a simultaneous dial (the two connections dialed by
+            # the two sides, the old one young), carry what the peer has not
+            # acknowledged on it over to the new one: the replacement loses
+            # nothing, and the peer does the same on its side. Never when the
+            # peer redialed: the new connection may be another process (a
+            # restarted node, a new client session with the same key).
             self._handle_quic_events(current, now)
         if current is not None and peer.active is current:
-            carried = current.unacknowledged_frames()
+            assert current.opened_s is not None
+            race = current.is_dialer != link.is_dialer
+            race = race and now - current.opened_s <= QUIC_HANDSHAKE_TIMEOUT_S
+            carried = current.unacknowledged_frames() if race else []
             peer.active = link
             self._close_link(current, CloseCode.DUPLICATE, "replaced by another connection")
             for frame in carried:
@@ -633,6 +640,9 @@ class QuicEndpoint:
         self._log.info("quic.disconnected", peer=short(peer.key), reason=reason, by_peer=True)
         self._emit(PeerDown(peer.key))
         peer.notify()
+        forgettable = not peer.dialed and self._peers.get(peer.key) is peer
+        if forgettable and not any(other.peer_key == peer.key for other in self._links):
+            del self._peers[peer.key]  # a client that went away: bounded memory, as in _forget
 
     def _new_link_wins(self, current: Link, new: Link, now: float) -> bool:
         """The same choice on both sides of a simultaneous dial."""
@@ -667,9 +677,19 @@ class QuicEndpoint:
         peer = self._peers.get(link.peer_key) if link.peer_key is not None else None
         if peer is not None and peer.active is link:
             close_event = link.quic.close_event
-            duplicate = close_event is not None and close_event.error_code == CloseCode.DUPLICATE
+            duplicate = (
+                close_event is not None
+                and close_event.frame_type is None  # an application close, not QUIC's own
+                and close_event.error_code == CloseCode.DUPLICATE
+            )
             peer.active = None
-            if by_peer and duplicate and self._nursery is not None:
+            winner_coming = any(
+                other is not link
+                and other.peer_key == peer.key
+                and other.state is not LinkState.CLOSING
+                for other in self._links
+            )
+            if by_peer and duplicate and winner_coming and self._nursery is not None:
                 # The peer kept a connection we have not opened yet: carry over.
                 peer.carried = link.unacknowledged_frames()
                 peer.carried_bytes = sum(map(len, peer.carried))

@@ -214,7 +214,7 @@ class Link:
     def write(self, frame: bytes) -> None:
         self.quic.send_stream_data(STREAM_ID, frame)
         if frame != HELLO_FRAME:
-            self._forget_acknowledged()
+            self.forget_acknowledged()
             self._unacked.append((self.quic.stream_end_offset(), frame))
         self.wake.set()
 
@@ -222,10 +222,10 @@ class Link:
         """Payload frames the peer has not acknowledged, oldest first. The peer
         may have read some of them (its acknowledgement lost or late): a frame
         carried onto another connection can arrive twice, never not at all."""
-        self._forget_acknowledged()
+        self.forget_acknowledged()
         return [frame for _, frame in self._unacked]
 
-    def _forget_acknowledged(self) -> None:
+    def forget_acknowledged(self) -> None:
         acknowledged = self.quic.stream_acknowledged_offset()
         unacked = self._unacked
         while unacked and unacked[0][0] <= acknowledged:
