@@ -6,6 +6,7 @@ its own request id, under a deadline.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 import trio
 
 from node.api.protocol import (
+    REQUEST_ID_MAX,
     ApiError,
     Request,
     decode_response,
@@ -40,7 +42,11 @@ class ApiClient:
     def __init__(self, connection: QuicClient, timeout_s: float) -> None:
         self._connection = connection
         self._timeout_s = timeout_s
-        self._next_id = 0
+        # Answers go to the key, not the session: a second session with the same
+        # key replaces the first's connection and may be handed an answer meant
+        # for the first. Numbering from a random point makes that answer's id
+        # one this session never used, so it is dropped, never taken as its own.
+        self._next_id = secrets.randbelow(REQUEST_ID_MAX // 2)
         self._pending: dict[int, _Pending] = {}
         self._closed: ApiError | None = None
 
