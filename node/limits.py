@@ -56,6 +56,7 @@ QUIC_CLOSE_LINGER_S = 3.0  # a closing connection answers stray packets this lon
 QUIC_SHUTDOWN_TIMEOUT_S = 1.0  # time to send CONNECTION_CLOSE to every peer on exit
 QUIC_PENDING_DATAGRAMS_MAX = 16  # held per connection while it waits for a handshake slot
 UDP_SEND_TIMEOUT_S = 1.0  # one pass of sendto calls; later datagrams are dropped
+DATAGRAMS_PER_WAKE_MAX = 64  # queued datagrams read at once after each wait
 UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # SO_RCVBUF / SO_SNDBUF asked of the kernel
 
 # --- storage -----------------------------------------------------------------

@@ -14,7 +14,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 
 import trio
 
@@ -113,7 +113,7 @@ async def open_quic_client(
         endpoint = QuicEndpoint(
             key, "ledgermesh-client", sock, _authorize_nobody, accept_incoming=False
         )
-        with collapse_single_exception_group():
+        with closing(endpoint), collapse_single_exception_group():
             async with trio.open_nursery() as nursery:
                 endpoint.start(nursery)
                 try:

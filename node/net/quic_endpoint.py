@@ -36,11 +36,12 @@ Rules:
 from __future__ import annotations
 
 import enum
+import os
 import random
 import socket
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass, field
 
 import structlog
@@ -63,6 +64,7 @@ from node.crypto import NodeKey, make_certificate
 from node.limits import (
     API_FRAME_BYTES_MAX,
     CONNECTIONS_MAX,
+    DATAGRAMS_PER_WAKE_MAX,
     INCOMING_QUEUE_ITEMS_MAX,
     PEER_SEND_QUEUE_BYTES_MAX,
     QUIC_CLOSE_LINGER_S,
@@ -156,6 +158,11 @@ class QuicEndpoint:
         self._client_configuration = make_configuration(certificate, private_key, is_client=True)
         self._cid_bytes = self._server_configuration.connection_id_length
         self._sock = sock
+        # The same socket without trio's checkpoint per call: datagrams already
+        # queued are read, and datagrams the kernel takes at once are sent, in
+        # one go (trio's socket is for waiting). Closed by ``close``.
+        self._raw = socket.socket(sock.family, sock.type, fileno=os.dup(sock.fileno()))
+        self._raw.setblocking(False)
         self._family = sock.family
         self._authorize = authorize
         self._accept_incoming = accept_incoming
@@ -288,6 +295,10 @@ class QuicEndpoint:
 
     # --- receiving ---------------------------------------------------------------
 
+    def close(self) -> None:
+        """Release the endpoint's second handle on the socket."""
+        self._raw.close()
+
     async def _receive_loop(self) -> None:
         # The one await without a deadline: a listener waits for datagrams forever.
         while True:
@@ -298,6 +309,14 @@ class QuicEndpoint:
                 await trio.sleep(0.01)
                 continue
             self._datagram_received(data, address)
+            # Then what else is queued, up to a bound: each connection task wakes
+            # once for all of its datagrams, and acknowledges them together.
+            for _ in range(DATAGRAMS_PER_WAKE_MAX):
+                try:
+                    data, address = self._raw.recvfrom(_DATAGRAM_RECEIVE_BYTES)
+                except OSError:  # BlockingIOError: nothing queued; others: next await
+                    break
+                self._datagram_received(data, address)
 
     def _datagram_received(self, data: bytes, address: NetworkAddress) -> None:
         now = trio.current_time()
@@ -451,7 +470,10 @@ class QuicEndpoint:
         with trio.move_on_after(UDP_SEND_TIMEOUT_S):
             for data, address in datagrams:
                 try:
-                    await self._sock.sendto(data, address)
+                    try:
+                        self._raw.sendto(data, address)
+                    except BlockingIOError:  # the kernel's buffer is full: wait for room
+                        await self._sock.sendto(data, address)
                 except OSError as error:  # QUIC retransmits what is lost here
                     self._log.debug("quic.send_error", error=str(error))
                     break
@@ -787,7 +809,7 @@ async def open_quic_endpoint(
     sock = await open_udp_socket(listen)
     with sock:
         endpoint = QuicEndpoint(key, name, sock, authorize, accept_incoming=True)
-        with collapse_single_exception_group():
+        with closing(endpoint), collapse_single_exception_group():
             async with trio.open_nursery() as nursery:
                 endpoint.start(nursery)
                 for peer_key, address in dial.items():

@@ -337,12 +337,17 @@ async def test_slow_reader_gets_backpressure_not_loss() -> None:
             async with open_quic_endpoint(KEY_A, "a", LOCAL, dial, only(B)) as endpoint_a:
                 assert await next_event(endpoint_a) == PeerUp(B)
                 assert await next_event(endpoint_b) == PeerUp(A)
+                # ~3 MiB: more than B holds (its outbox of INCOMING_QUEUE_ITEMS_MAX
+                # frames plus its QUIC flow-control window of 1 MiB), less than A's
+                # send queue: once B stops granting credit the rest must wait at A,
+                # whatever B has acknowledged.
                 for i in range(count):
-                    assert endpoint_a.send_nowait(B, i.to_bytes(4, "big"))
+                    assert endpoint_a.send_nowait(B, i.to_bytes(4, "big") * 64)
                 await trio.sleep(1)  # B's runtime does not read meanwhile
                 assert endpoint_a.statuses()[0].queued_bytes > 0  # held back at A
                 for i in range(count):
-                    assert await next_event(endpoint_b) == Received(A, i.to_bytes(4, "big"))
+                    expected = Received(A, i.to_bytes(4, "big") * 64)
+                    assert await next_event(endpoint_b) == expected
 
 
 async def test_listening_on_a_taken_port_fails_clearly() -> None:
