@@ -42,7 +42,12 @@ from node.customer_payments import CustomerPayments
 from node.exchange_desk import EXCHANGE_MESSAGES, ExchangeDesk
 from node.exchange_state import exchange_log_record
 from node.federation import Effect as FederationEffect
-from node.limits import HASH_BYTES, SNAPSHOT_EVERY_RECORDS
+from node.limits import (
+    HASH_BYTES,
+    SNAPSHOT_BYTES_MAX,
+    SNAPSHOT_BYTES_PER_RECORD,
+    SNAPSHOT_EVERY_RECORDS,
+)
 from node.net.base import PeerDown, PeerStatus, PeerUp, Received, TransportEvent
 from node.offers_desk import OffersDesk
 from node.payments.events import Effect as PaymentEffect
@@ -138,6 +143,8 @@ class NodeEngine:
         self.refusals: Counter[str] = Counter()
         self.started_ms = started_ms
         self.records_since_snapshot = 0
+        self.snapshot_every_records = SNAPSHOT_EVERY_RECORDS
+        self.snapshots_skipped = 0
         self.snapshot_lsn: int | None = self.recovery.get("snapshot_lsn")
         self.accounts = AccountsDesk(
             state,
@@ -270,15 +277,34 @@ class NodeEngine:
         return payloads
 
     def snapshot_due(self, *, force: bool = False) -> bool:
-        return self.records_since_snapshot >= (1 if force else SNAPSHOT_EVERY_RECORDS)
+        return self.records_since_snapshot >= (1 if force else self.snapshot_every_records)
 
     def write_snapshot(self) -> None:
-        """Write the state as of every durable record (blocking disk I/O)."""
+        """Write the state as of every durable record (blocking disk I/O).
+
+        The next one is due after more records the bigger this one was, so
+        snapshots cost each record at most SNAPSHOT_BYTES_PER_RECORD bytes of
+        writing however long the chains grow (every SNAPSHOT_EVERY_RECORDS at
+        least). One above SNAPSHOT_BYTES_MAX is not written: the node goes on,
+        keeping every log segment since the last snapshot, and says so.
+        """
         assert not self.sync_due
         lsn, data = self.log.next_lsn, self.state.to_snapshot()
+        self.records_since_snapshot = 0
+        self.snapshot_every_records = max(
+            SNAPSHOT_EVERY_RECORDS, len(data) // SNAPSHOT_BYTES_PER_RECORD
+        )
+        if len(data) > SNAPSHOT_BYTES_MAX:
+            self.snapshots_skipped += 1
+            log.warning(
+                "snapshot skipped: larger than the limit; the log since the last one is kept",
+                bytes=len(data),
+                limit=SNAPSHOT_BYTES_MAX,
+                skipped=self.snapshots_skipped,
+            )
+            return
         self.log.write_snapshot(lsn, data)
         self.snapshot_lsn = lsn
-        self.records_since_snapshot = 0
         log.info("snapshot written", lsn=lsn, bytes=len(data))
 
     # --- inputs --------------------------------------------------------------
@@ -650,6 +676,8 @@ class NodeEngine:
                 "next_lsn": self.log.next_lsn,
                 "durable_lsn": self.log.durable_lsn,
                 "snapshot_lsn": self.snapshot_lsn,
+                "snapshot_every_records": self.snapshot_every_records,
+                "snapshots_skipped": self.snapshots_skipped,
                 **self.recovery,
             },
             "refusals": dict(self.refusals),

@@ -62,7 +62,8 @@ UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # SO_RCVBUF / SO_SNDBUF asked of the 
 # --- storage -----------------------------------------------------------------
 LOG_RECORD_BYTES_MAX = 1024 * 1024
 LOG_SEGMENT_BYTES_MAX = 64 * 1024 * 1024
-SNAPSHOT_EVERY_RECORDS = 50_000
+SNAPSHOT_EVERY_RECORDS = 50_000  # at least; more as the snapshot grows:
+SNAPSHOT_BYTES_PER_RECORD = 1_000  # ... each record pays for at most this much of one
 GC_YOUNG_THRESHOLD = 10_000  # allocations between young collections (CPython's default: 700)
 SNAPSHOT_BYTES_MAX = 512 * 1024 * 1024
 LOG_UNSYNCED_BYTES_MAX = 256 * 1024 * 1024  # appended but not yet synced; sync more often
