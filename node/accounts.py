@@ -269,15 +269,16 @@ class AccountsDesk:
         verify_all([item for item in decoded if isinstance(item, SignedInstruction)])
         results: list[dict[str, Any]] = []
         for item in decoded:
-            try:
-                if isinstance(item, ApiError):
-                    raise item
-                effects = self.run_books(ReceiveTransfer(item), now_ms)
-            except ApiError as error:
-                results.append({"refused": error.code, "detail": error.message})
-            else:
-                [appended] = [e for e in effects if isinstance(e, NotifyAppended)]
-                results.append({"entry": _entry_row(appended.entries[0])})
+            if isinstance(item, SignedInstruction):
+                try:
+                    effects = self.run_books(ReceiveTransfer(item), now_ms)
+                except ApiError as error:
+                    item = error
+                else:
+                    [appended] = [e for e in effects if isinstance(e, NotifyAppended)]
+                    results.append({"entry": _entry_row(appended.entries[0])})
+                    continue
+            results.append({"refused": item.code, "detail": item.message})
         return {
             "results": results,
             "balances": self.books.balances(self.customer_address(client_key)),

@@ -39,6 +39,7 @@ from node.ledger.files import (
 )
 from node.ledger.signed import (
     Identity,
+    Instruction,
     SignedIdentity,
     SignedInstruction,
     Transfer,
@@ -68,6 +69,13 @@ def _call(directory: Path, op: str, **args: Any) -> Any:
         return await client.call(op, **args)
 
     return _run(directory, None, go)
+
+
+def sign_for_api(key: NodeKey, instruction: Instruction) -> bytes:
+    """``instruction`` signed by ``key``, packed as the API takes it."""
+    request = instruction.signing_request()
+    signed = SignedInstruction(instruction, key.public_key, key.sign(request.kind, request.payload))
+    return pack(signed.to_wire())
 
 
 def _address(text: str) -> str:
@@ -247,11 +255,7 @@ def cmd_transfer(args: argparse.Namespace) -> Any:
             account["last_nonce"] + 1,
             int(time.time() * 1000),
         )
-        request = transfer.signing_request()
-        signed = SignedInstruction(
-            transfer, user_key.public_key, user_key.sign(request.kind, request.payload)
-        )
-        result = await client.call("ledger_transfer", instruction=pack(signed.to_wire()))
+        result = await client.call("ledger_transfer", instruction=sign_for_api(user_key, transfer))
         result["balances"] = _balances_for_people(result["balances"], {args.asset: decimals})
         return result
 

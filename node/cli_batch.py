@@ -29,12 +29,12 @@ from node.cli_accounts import (
     _run,
     add_command,
     parse_asset_amount,
+    sign_for_api,
 )
 from node.crypto import load_key_file
 from node.ledger.codec import valid_address
-from node.ledger.signed import SignedInstruction, Transfer
+from node.ledger.signed import Transfer
 from node.limits import LEDGER_TRANSFERS_PER_REQUEST_MAX, TRANSFER_BATCH_LINES_MAX
-from node.wire import pack
 
 HEADER = ("to", "amount")
 
@@ -84,10 +84,7 @@ def cmd_transfer_batch(args: argparse.Namespace) -> Any:
         for (_, payee, _), amount in zip(rows, amounts, strict=True):
             nonce += 1
             transfer = Transfer(account["address"], payee, args.asset, amount, nonce, now_ms)
-            request = transfer.signing_request()
-            signature = user_key.sign(request.kind, request.payload)
-            signed = SignedInstruction(transfer, user_key.public_key, signature)
-            instructions.append(pack(signed.to_wire()))
+            instructions.append(sign_for_api(user_key, transfer))
         outcomes: list[dict[str, Any]] = []
         balances: dict[str, int] = {}
         for start in range(0, len(instructions), LEDGER_TRANSFERS_PER_REQUEST_MAX):

@@ -33,19 +33,17 @@ from node.cli_accounts import (
     add_command,
     format_asset_amount,
     parse_asset_amount,
+    sign_for_api,
 )
 from node.crypto import NodeKey
 from node.ledger.codec import valid_uai
 from node.ledger.signed import (
-    Instruction,
     Offer,
     OfferCancel,
-    SignedInstruction,
     Take,
     pay_for,
 )
 from node.limits import MAX_FEE_PPM_DEFAULT, OFFER_SEARCH_RESULTS_MAX
-from node.wire import pack
 
 Handler = Callable[[argparse.Namespace], Any]
 
@@ -79,12 +77,6 @@ def _offer_id(text: str) -> str:
     if not re.fullmatch(r"[0-9a-f]{8,64}", text):
         raise CommandError(f"offer id {text!r} is not 8..64 hex digits (a prefix will do)")
     return text
-
-
-def _signed(key: NodeKey, instruction: Instruction) -> bytes:
-    request = instruction.signing_request()
-    signed = SignedInstruction(instruction, key.public_key, key.sign(request.kind, request.payload))
-    return pack(signed.to_wire())
 
 
 def _client_key(args: argparse.Namespace) -> NodeKey | None:
@@ -137,7 +129,7 @@ def cmd_offer_create(args: argparse.Namespace) -> Any:
             account["last_nonce"] + 1,
             now_ms,
         )
-        return await client.call("offer_create", instruction=_signed(key, offer))
+        return await client.call("offer_create", instruction=sign_for_api(key, offer))
 
     return offer_for_people(_run(args.node, key, go))
 
@@ -152,9 +144,41 @@ def cmd_offer_cancel(args: argparse.Namespace) -> Any:
         cancel = OfferCancel(
             account["address"], bytes.fromhex(offer["offer_id"]), account["last_nonce"] + 1
         )
-        return await client.call("offer_cancel", instruction=_signed(key, cancel))
+        return await client.call("offer_cancel", instruction=sign_for_api(key, cancel))
 
     return offer_for_people(_run(args.node, key, go))
+
+
+def take_of(
+    offer: dict[str, Any], taker: str, nonce: int, amount: int, max_fee: int | None = None
+) -> Take:
+    """A take of ``amount`` of ``offer`` (a node's view of it, as the ``offer`` op
+    answers), paying what the offer's price asks; ``max_fee`` None: the default
+    share (MAX_FEE_PPM_DEFAULT) of the pay."""
+    terms = Offer(
+        offer["maker"],
+        offer["sell_uai"],
+        offer["sell_amount"],
+        offer["buy_uai"],
+        offer["buy_amount"],
+        offer["min_fill"],
+        *(0, 0, 1, 0),  # only the price and the minimum matter here
+    )
+    pay = pay_for(terms, amount)
+    if max_fee is None:
+        max_fee = -(-pay * MAX_FEE_PPM_DEFAULT // 1_000_000)
+    return Take(
+        taker,
+        bytes.fromhex(offer["offer_id"]),
+        offer["maker"],
+        offer["sell_uai"],
+        offer["buy_uai"],
+        amount,
+        pay,
+        max_fee,
+        nonce,
+        int(time.time() * 1000),
+    )
 
 
 def cmd_offer_take(args: argparse.Namespace) -> Any:
@@ -174,43 +198,19 @@ def cmd_offer_take(args: argparse.Namespace) -> Any:
         if sell_d is None or buy_d is None:
             raise CommandError("this validator does not know the decimals of that offer's assets")
         amount = offer["left"] if args.amount is None else parse_asset_amount(args.amount, sell_d)
-        signed_offer = Offer(
-            offer["maker"],
-            offer["sell_uai"],
-            offer["sell_amount"],
-            offer["buy_uai"],
-            offer["buy_amount"],
-            offer["min_fill"],
-            0,
-            0,
-            1,
-            0,
-        )
-        pay = pay_for(signed_offer, amount)
         same_bank = offer["validator"] == account["address"].partition("@")[2]
+        max_fee: int | None = None  # the default share of the pay
         if same_bank:
             max_fee = 0
-        elif args.max_fee is None:
-            max_fee = -(-pay * MAX_FEE_PPM_DEFAULT // 1_000_000)
-        else:
+        elif args.max_fee is not None:
             max_fee = 0 if float(args.max_fee) == 0 else parse_asset_amount(args.max_fee, buy_d)
-        take = Take(
-            account["address"],
-            bytes.fromhex(offer["offer_id"]),
-            offer["maker"],
-            offer["sell_uai"],
-            offer["buy_uai"],
-            amount,
-            pay,
-            max_fee,
-            account["last_nonce"] + 1,
-            int(time.time() * 1000),
-        )
+        take = take_of(offer, account["address"], account["last_nonce"] + 1, amount, max_fee)
+        pay = take.pay
         progress(
             f"taking {_money(amount, sell_d, offer['sell_uai'])} "
             f"for {_money(pay, buy_d, offer['buy_uai'])} from {offer['maker']}"
         )
-        status = await client.call("offer_take", instruction=_signed(key, take))
+        status = await client.call("offer_take", instruction=sign_for_api(key, take))
         seen: set[str] = set()
         with trio.move_on_after(args.wait):
             while status["state"] not in ("settled", "failed"):

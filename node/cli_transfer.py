@@ -29,10 +29,10 @@ from node.cli_accounts import (
     _user_key,
     format_asset_amount,
     parse_asset_amount,
+    sign_for_api,
 )
-from node.ledger.signed import CrossTransfer, SignedInstruction
+from node.ledger.signed import CrossTransfer
 from node.limits import MAX_FEE_PPM_DEFAULT
-from node.wire import pack
 
 POLL_INTERVAL_S = 0.05
 WAIT_S_DEFAULT = 90.0  # past the payment's deadline (60 s) and its last hop's expiry
@@ -87,11 +87,7 @@ def cross_transfer(args: argparse.Namespace, to: str) -> Any:
             account["last_nonce"] + 1,
             int(time.time() * 1000),
         )
-        request = transfer.signing_request()
-        signed = SignedInstruction(
-            transfer, user_key.public_key, user_key.sign(request.kind, request.payload)
-        )
-        status = await client.call("cross_transfer", instruction=pack(signed.to_wire()))
+        status = await client.call("cross_transfer", instruction=sign_for_api(user_key, transfer))
 
         def money(value: int) -> str:
             return f"{format_asset_amount(value, decimals)} {args.asset}"

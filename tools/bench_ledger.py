@@ -35,11 +35,11 @@ import nacl.signing
 import trio
 
 from node.api.client import open_api_client
+from node.cli_accounts import sign_for_api
 from node.crypto import load_key_file
-from node.ledger.signed import SignedInstruction, Transfer
+from node.ledger.signed import Transfer
 from node.limits import LEDGER_TRANSFERS_PER_REQUEST_MAX
 from node.logs import configure_logging
-from node.wire import pack
 from tools.bench_snap import progress, timed_rate
 from tools.mesh import cli, local_mesh
 
@@ -65,9 +65,7 @@ def signed_transfers(key_file: Path, payer: str, payee: str, count: int) -> list
     instructions = []
     for nonce in range(1, count + 1):
         transfer = Transfer(payer, payee, ASSET, 1, nonce, 1_800_000_000_000)
-        request = transfer.signing_request()
-        signature = key.sign(request.kind, request.payload)
-        instructions.append(pack(SignedInstruction(transfer, key.public_key, signature).to_wire()))
+        instructions.append(sign_for_api(key, transfer))
     return instructions
 
 
@@ -107,11 +105,15 @@ async def run(
             started = time.perf_counter()
             async with trio.open_nursery() as nursery:
                 for key_file, singles, batched in batches:
+                    requests: list[dict[str, Any]]
                     if mode == "batched":
-                        nursery.start_soon(submit_batches, bank.directory, key_file, batched, batch)
+                        chunks = [batched[i : i + batch] for i in range(0, len(batched), batch)]
+                        requests = [{"instructions": chunk} for chunk in chunks]
+                        op, window = "ledger_transfers", 2
                     else:
-                        window = in_flight // customers
-                        nursery.start_soon(submit, bank.directory, key_file, singles, window)
+                        requests = [{"instruction": one} for one in singles]
+                        op, window = "ledger_transfer", in_flight // customers
+                    nursery.start_soon(submit, bank.directory, key_file, op, requests, window)
             elapsed = time.perf_counter() - started
             figures[mode] = {
                 "seconds": elapsed,
@@ -123,43 +125,26 @@ async def run(
     return figures
 
 
-async def submit(directory: Path, key_file: Path, instructions: list[bytes], window: int) -> None:
-    """One customer's connection, ``window`` requests in flight, in nonce order."""
+async def submit(
+    directory: Path, key_file: Path, op: str, requests: list[dict[str, Any]], window: int
+) -> None:
+    """One customer's connection: its ``op`` requests in order, ``window`` in flight.
+    Nothing may be refused (a batch's answer lists a result per transfer)."""
     limiter = trio.Semaphore(max(1, window))
     async with open_api_client(directory, key=load_key_file(key_file), timeout_s=60) as client:
 
-        async def one(instruction: bytes) -> None:
+        async def one(args: dict[str, Any]) -> None:
             try:
-                await client.call("ledger_transfer", instruction=instruction)
-            finally:
-                limiter.release()
-
-        async with trio.open_nursery() as nursery:
-            for instruction in instructions:
-                await limiter.acquire()
-                nursery.start_soon(one, instruction)
-
-
-async def submit_batches(
-    directory: Path, key_file: Path, instructions: list[bytes], batch: int
-) -> None:
-    """One customer's connection, its transfers ``batch`` to a request, two in flight."""
-    chunks = [instructions[i : i + batch] for i in range(0, len(instructions), batch)]
-    limiter = trio.Semaphore(2)
-    async with open_api_client(directory, key=load_key_file(key_file), timeout_s=60) as client:
-
-        async def one(chunk: list[bytes]) -> None:
-            try:
-                answer = await client.call("ledger_transfers", instructions=chunk)
-                refused = [r for r in answer["results"] if "refused" in r]
+                answer = await client.call(op, **args)
+                refused = [r for r in answer.get("results", ()) if "refused" in r]
                 assert not refused, refused[:3]
             finally:
                 limiter.release()
 
         async with trio.open_nursery() as nursery:
-            for chunk in chunks:
+            for args in requests:
                 await limiter.acquire()
-                nursery.start_soon(one, chunk)
+                nursery.start_soon(one, args)
 
 
 def main(argv: list[str] | None = None) -> int:

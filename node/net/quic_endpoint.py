@@ -602,25 +602,18 @@ class QuicEndpoint:
             # peer redialed: the new connection may be another process (a
             # restarted node, a new client session with the same key).
             self._handle_quic_events(current, now)
+        carried: list[bytes] | None = None  # None: not a replacement
         if current is not None and peer.active is current:
             assert current.opened_s is not None
             race = current.is_dialer != link.is_dialer
             race = race and now - current.opened_s <= QUIC_HANDSHAKE_TIMEOUT_S
             carried = current.unacknowledged_frames() if race else []
-            peer.active = link
-            self._close_link(current, CloseCode.DUPLICATE, "replaced by another connection")
-            for frame in carried:
-                link.write(frame)
-            self._log.info(
-                "quic.connection_replaced",
-                peer=short(peer.key),
-                dialed=link.is_dialer,
-                carried=len(carried),
-            )
-            return
-        peer.active = link
-        if peer.switching:
+        elif peer.switching:
             carried = self._end_switch(peer)
+        peer.active = link
+        if carried is not None:
+            if current is not None:  # a no-op when it is closing already
+                self._close_link(current, CloseCode.DUPLICATE, "replaced by another connection")
             for frame in carried:
                 link.write(frame)
             self._log.info(

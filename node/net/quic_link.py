@@ -213,8 +213,7 @@ class Link:
 
     def write(self, frame: bytes) -> None:
         self.quic.send_stream_data(STREAM_ID, frame)
-        if frame != HELLO_FRAME:
-            self.forget_acknowledged()
+        if frame != HELLO_FRAME:  # acknowledged ones are dropped once per pass (_drive)
             self._unacked.append((self.quic.stream_end_offset(), frame))
         self.wake.set()
 

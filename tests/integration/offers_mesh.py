@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,10 @@ import trio
 from node.api.client import open_api_client
 from node.api.protocol import ApiError
 from node.cli import main as cli_main
+from node.cli_accounts import sign_for_api
+from node.cli_offers import take_of
 from node.crypto import load_key_file
 from node.ledger.files import ChainFile, decode_chain_file
-from node.ledger.signed import Offer, SignedInstruction, Take, pay_for
-from node.limits import MAX_FEE_PPM_DEFAULT
-from node.wire import pack
 from tests.integration.cli_support import ok
 from tools.mesh import LocalNode, free_udp_port
 
@@ -155,31 +153,8 @@ async def submit_take(
     key = load_key_file(base / f"{who}.key")
     async with open_api_client(node.directory, key=key) as client:
         account = await client.call("account")
-        terms = Offer(
-            offer["maker"],
-            offer["sell_uai"],
-            offer["sell_amount"],
-            offer["buy_uai"],
-            offer["buy_amount"],
-            offer["min_fill"],
-            *(0, 0, 1, 0),
-        )
-        pay = pay_for(terms, amount)
-        take = Take(
-            account["address"],
-            bytes.fromhex(offer["offer_id"]),
-            offer["maker"],
-            offer["sell_uai"],
-            offer["buy_uai"],
-            amount,
-            pay,
-            -(-pay * MAX_FEE_PPM_DEFAULT // 1_000_000),
-            account["last_nonce"] + 1,
-            int(time.time() * 1000),
-        )
-        request = take.signing_request()
-        signed = SignedInstruction(take, key.public_key, key.sign(request.kind, request.payload))
-        status = await client.call("offer_take", instruction=pack(signed.to_wire()))
+        take = take_of(offer, account["address"], account["last_nonce"] + 1, amount)
+        status = await client.call("offer_take", instruction=sign_for_api(key, take))
     take_id: str = status["take_id"]
     return take_id
 
