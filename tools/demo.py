@@ -93,7 +93,11 @@ async def demo(base: Path) -> int:
                     clients: dict[str, ApiClient] = {}
                     for node in nodes:
                         if node.alive():
-                            clients[node.name] = await stack.enter_async_context(node.client())
+                            try:
+                                client = await stack.enter_async_context(node.client())
+                            except ApiError:  # killed while we connected: skip it this round
+                                continue
+                            clients[node.name] = client
                     async with trio.open_nursery() as nursery:
                         for _ in range(10):
                             payer, payee = (bank_a, bank_b)
