@@ -242,3 +242,16 @@ OFFERS_OPEN_PER_USER_MAX = 100  # open offers (reservations) of one customer
 assert 0 < OFFERS_OPEN_PER_USER_MAX <= CHAIN_FILE_ENTRIES_MAX  # each opens with an entry
 # --- end OFFERS-BOOKS
 assert LEDGER_TRANSFERS_PER_REQUEST_MAX * (INSTRUCTION_BYTES_MAX + 16) < API_FRAME_BYTES_MAX
+
+# --- unsettled-exchange claims (node/offers/unsettled.py) OFFERS-UNSETTLED -----------------
+EXCHANGE_UNSETTLED_BYTES_MAX = 8 * 1024  # a claim file: offer, take, acceptance, preimage
+assert (
+    2 * (INSTRUCTION_BYTES_MAX + PUBLIC_KEY_BYTES + SIGNATURE_BYTES + 16)
+    + ACCEPTANCE_BYTES_MAX
+    + SIGNATURE_BYTES
+    + HASH_BYTES
+    + 256
+    <= EXCHANGE_UNSETTLED_BYTES_MAX
+)
+assert EXCHANGE_UNSETTLED_BYTES_MAX <= OFFER_EVIDENCE_BYTES_MAX  # one bound reads either's type
+# --- end OFFERS-UNSETTLED

@@ -17,6 +17,9 @@ Rules:
   signed offer wire, "acceptances": [signed acceptance wire, ...]}``, at most
   OFFER_EVIDENCE_ACCEPTANCES_MAX acceptances and OFFER_EVIDENCE_BYTES_MAX
   bytes. Checking it is offline and pure, and never raises on bad input.
+- What every evidence file shares (its ``type``, the signed offer, the
+  verdict) lives here; the claim that M accepted and never settled is
+  ``node.offers.unsettled``.
 """
 
 from __future__ import annotations
@@ -54,10 +57,16 @@ def offer_evidence_from_wire(obj: object) -> OfferEvidence:
     acceptances = require_list(fields["acceptances"], "acceptances", OFFER_EVIDENCE_ACCEPTANCES_MAX)
     if not acceptances:
         raise DecodeError("bad-field", "evidence names at least one acceptance")
-    offer = signed_instruction_from_wire(fields["offer"])
+    offer = signed_offer_from_wire(fields["offer"])
+    return OfferEvidence(offer, tuple(signed_acceptance_from_wire(a) for a in acceptances))
+
+
+def signed_offer_from_wire(value: object) -> SignedInstruction:
+    """A signed Offer (its signature not checked). Raises DecodeError."""
+    offer = signed_instruction_from_wire(value)
     if not isinstance(offer.instruction, Offer):
         raise DecodeError("bad-field", "offer must be an offer")
-    return OfferEvidence(offer, tuple(signed_acceptance_from_wire(a) for a in acceptances))
+    return offer
 
 
 def encode_offer_evidence(evidence: OfferEvidence) -> bytes:
@@ -70,14 +79,21 @@ def decode_offer_evidence(raw: bytes) -> OfferEvidence:
     )
 
 
-def is_offer_evidence(raw: bytes) -> bool:
-    """True when ``raw`` claims to be offer evidence (its map's type says so), so
-    ``evidence check`` sends it here rather than to the chain-equivocation check."""
+def evidence_type(raw: bytes) -> str | None:
+    """The type an evidence file's map claims (``offer-overfill``,
+    ``exchange-unsettled``...), so ``evidence check`` sends it to its check;
+    None for anything else (a chain-equivocation file has no type)."""
     try:
-        value = unpack(raw, OFFER_EVIDENCE_BYTES_MAX)
+        value = unpack(raw, OFFER_EVIDENCE_BYTES_MAX)  # the largest evidence file
     except DecodeError:
-        return False
-    return type(value) is dict and value.get("type") == OFFER_EVIDENCE_TYPE
+        return None
+    claimed = value.get("type") if type(value) is dict else None
+    return claimed if type(claimed) is str else None
+
+
+def is_offer_evidence(raw: bytes) -> bool:
+    """True when ``raw`` claims to be offer evidence (its map's type says so)."""
+    return evidence_type(raw) == OFFER_EVIDENCE_TYPE
 
 
 # --- the proof -----------------------------------------------------------------------------
@@ -131,21 +147,22 @@ def _overfill(offer: Offer, acceptances: list[Any]) -> tuple[str | None, str]:
     return "no-overfill", f"accepted {total} of {offer.sell_amount}"
 
 
-class OfferEvidenceVerdict(NamedTuple):
-    """``valid``: proof that ``validator_key`` overfilled; ``detail`` says how, or why not."""
+class EvidenceVerdict(NamedTuple):
+    """``valid``: proof against ``validator_key``; ``detail`` says what, or why not
+    (a short reason word first)."""
 
     valid: bool
     validator_key: bytes | None
     detail: str
 
 
-def check_offer_evidence(raw: bytes) -> OfferEvidenceVerdict:
+def check_offer_evidence(raw: bytes) -> EvidenceVerdict:
     """Check an offer evidence file's bytes offline. Never raises on bad input."""
     try:
         evidence = decode_offer_evidence(raw)
     except DecodeError as error:
-        return OfferEvidenceVerdict(False, None, f"malformed: {error}")
+        return EvidenceVerdict(False, None, f"malformed: {error}")
     problem, detail = _verdict(evidence.offer, evidence.acceptances)
     if problem is not None:
-        return OfferEvidenceVerdict(False, None, f"{problem} {detail}".strip())
-    return OfferEvidenceVerdict(True, evidence.acceptances[0].acceptance.validator_key, detail)
+        return EvidenceVerdict(False, None, f"{problem} {detail}".strip())
+    return EvidenceVerdict(True, evidence.acceptances[0].acceptance.validator_key, detail)

@@ -13,6 +13,10 @@ Rules:
   ``filled`` is the offer's cumulative accepted amount, this take included.
   Acceptances of one offer whose amounts add up to more than the offer holds
   prove M's fraud (``node.offers.evidence``).
+- An acceptance binds M until ``settlement_horizon_ms``: leg A's parts may
+  live that long, so M keeps expecting it (and a late reveal) until then. Past
+  it (and the clock skew), M either knows the secret, because the taker was
+  credited, or did not settle (``node.offers.unsettled``).
 - Decoding is strict and raises DecodeError only; verifying is a separate
   step (``take_problem``, ``acceptance_problem``).
 """
@@ -39,7 +43,9 @@ from node.ledger.signed import SignedInstruction, Take, signed_instruction_from_
 from node.limits import (
     ACCEPTANCE_BYTES_MAX,
     AMOUNT_MAX,
+    EXCHANGE_LEG_A_FINAL_DELTA_MS,
     HASH_BYTES,
+    PAYMENT_DEADLINE_MS_DEFAULT,
     PAYMENT_HOPS_MAX,
     PUBLIC_KEY_BYTES,
     REASON_LENGTH_MAX,
@@ -139,6 +145,14 @@ def signed_acceptance_from_wire(obj: object) -> SignedAcceptance:
         obj[0], ACCEPTANCE_BYTES_MAX, acceptance_from_wire, Acceptance.to_wire
     )
     return SignedAcceptance(acceptance, require_bytes(obj[1], "signature", SIGNATURE_BYTES))
+
+
+def settlement_horizon_ms(acceptance: Acceptance) -> int:
+    """When the exchange of ``acceptance`` has ended either way: T pays leg A until
+    its deadline (``leg_deadline_ms`` + PAYMENT_DEADLINE_MS_DEFAULT), and leg A's
+    parts outlive leg B's by EXCHANGE_LEG_A_FINAL_DELTA_MS. M expects leg A (and
+    the secret) until then."""
+    return acceptance.leg_deadline_ms + PAYMENT_DEADLINE_MS_DEFAULT + EXCHANGE_LEG_A_FINAL_DELTA_MS
 
 
 def acceptance_problem(signed: SignedAcceptance, validator_key: bytes) -> str | None:
@@ -272,7 +286,7 @@ def take_message_from_wire(fields: dict[str, Any]) -> TakeMessage:
         required = frozenset({"msgType", "take", "condition", "takerValidator", "path"})
         check_fields(fields, required | {"signature"}, frozenset())
         return TakeRequest(
-            _signed_take(fields["take"]),
+            signed_take_from_wire(fields["take"]),
             require_bytes(fields["condition"], "condition", HASH_BYTES),
             require_domain(fields["takerValidator"], "takerValidator"),
             _path(fields["path"]),
@@ -295,7 +309,8 @@ def take_message_from_wire(fields: dict[str, Any]) -> TakeMessage:
 _ANSWER_OPTIONAL = frozenset({"acceptance", "error"})
 
 
-def _signed_take(value: object) -> SignedInstruction:
+def signed_take_from_wire(value: object) -> SignedInstruction:
+    """A signed Take (its signature not checked). Raises DecodeError."""
     take = signed_instruction_from_wire(value)
     if not isinstance(take.instruction, Take):
         raise DecodeError("bad-field", "take must be a take")
