@@ -51,6 +51,7 @@ from node.limits import (
     PAYMENT_INVOICE_LIFETIME_MS,
     PAYMENT_INVOICE_RETRY_MS,
 )
+from node.offers.items import OFFER_KIND, decode_offer_body
 from node.offers.take import (
     Acceptance,
     SignedAcceptance,
@@ -58,6 +59,7 @@ from node.offers.take import (
     TakeRequest,
     TakeReveal,
     acceptance_problem,
+    settlement_horizon_ms,
     signed_acceptance_from_wire,
     take_forward_request,
     take_problem,
@@ -219,9 +221,19 @@ class ExchangeDesk:
             "path": list(path),
             "ms": now_ms,
         }
+        offer = self._signed_offer(take, maker_validator)
+        if offer is not None:
+            record["offer"] = offer.to_wire()  # for the taker's claim (node.offers.unsettled)
         self.log(record)
         self._send_take(self.state.exchanges[take.take_id], now_ms)
         return self.status(take.taker, take.take_id)
+
+    def _signed_offer(self, take: Take, maker_validator: str) -> SignedInstruction | None:
+        """The maker's signed offer as gossip holds it now (verified when stored), or
+        None: kept with the take, since gossip forgets it when the offer expires."""
+        origin = self.offers.trust.key_of(maker_validator)
+        item = self.payments.gossip.items.get((origin, OFFER_KIND, take.offer_id))
+        return None if item is None else decode_offer_body(item.body).signed_offer
 
     def _path(self, domain: str, unit: str, now_ms: int) -> tuple[str, ...]:
         if domain in self.peers:
@@ -341,9 +353,7 @@ class ExchangeDesk:
             take.pay,
             unit_a,
             # Held as long as leg A's parts may live: a reveal may come late.
-            acceptance.leg_deadline_ms
-            + PAYMENT_DEADLINE_MS_DEFAULT
-            + EXCHANGE_LEG_A_FINAL_DELTA_MS,
+            settlement_horizon_ms(acceptance),
         )
 
     def _decide(self, request: TakeRequest, now_ms: int) -> TakeAnswer:
@@ -613,6 +623,8 @@ class ExchangeDesk:
             "amount": take.amount,
             "pay": take.pay,
             "acceptance": None if exchange.acceptance is None else exchange.acceptance.hex(),
+            "take": pack(exchange.take.to_wire()).hex(),
+            "offer": None if exchange.offer is None else pack(exchange.offer.to_wire()).hex(),
             "balances": self.books.balances(address),
         }
 

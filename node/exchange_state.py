@@ -8,8 +8,11 @@ Rules:
   again after a restart).
 - ``take``: at the taker's validator, a take of another validator's offer was
   sent: the signed take, the secret of its condition, the maker's validator
-  and the path. ``answer``: the maker's validator answered it (the signed
-  acceptance, the taker's proof, or an error).
+  and the path; and (``offer``, optional: older records lack it) the maker's
+  signed offer as gossip held it then, for the taker's claim should M accept
+  and never settle (``node.offers.unsettled``). ``answer``: the maker's
+  validator answered it (the signed acceptance, the taker's proof, or an
+  error).
 - ``accept``: at the maker's validator, a take was accepted: the signed take
   and our signed acceptance (in the log before the answer leaves).
 - ``end``: an exchange ended, ``settled`` or ``failed`` with a reason.
@@ -25,6 +28,7 @@ from typing import Any
 from node.codec import DecodeError, check_fields, require_bytes, require_int, require_str
 from node.ledger.signed import SignedInstruction, Take, signed_instruction_from_wire
 from node.limits import HASH_BYTES, NAME_LENGTH_MAX, PAYMENT_HOPS_MAX, REASON_LENGTH_MAX
+from node.offers.evidence import signed_offer_from_wire
 from node.wire import TIME_MS_MAX, pack
 
 _FIELDS: dict[str, frozenset[str]] = {
@@ -34,6 +38,7 @@ _FIELDS: dict[str, frozenset[str]] = {
     "accept": frozenset({"k", "i", "acceptance", "ms"}),
     "end": frozenset({"k", "take_id", "state", "reason"}),
 }
+_OPTIONAL: dict[str, frozenset[str]] = {"take": frozenset({"offer"})}
 
 
 @dataclass(slots=True)
@@ -50,6 +55,7 @@ class Exchange:
     error: str | None = None
     state: str = "open"  # open | settled | failed
     reason: str | None = None
+    offer: SignedInstruction | None = None  # T: the maker's signed offer, if gossip had it
 
     @property
     def terms(self) -> Take:
@@ -79,6 +85,7 @@ class ExchangeState:
                 record["preimage"],
                 record["maker_validator"],
                 tuple(record["path"]),
+                offer=_offer_of(record),
             )
         elif kind == "answer":
             exchange = self.exchanges[record["take_id"]]
@@ -112,7 +119,7 @@ def exchange_record_from_wire(value: object) -> dict[str, Any]:
     kind = value.get("k")
     if kind not in _FIELDS:
         raise DecodeError("unknown-type", f"exchange record {kind!r}")
-    check_fields(value, _FIELDS[kind], frozenset())
+    check_fields(value, _FIELDS[kind], _OPTIONAL.get(kind, frozenset()))
     if kind == "cancel":
         require_bytes(value["offer"], "offer", HASH_BYTES)
         signed_instruction_from_wire(value["i"])
@@ -126,6 +133,7 @@ def exchange_record_from_wire(value: object) -> dict[str, Any]:
         for hop in path:
             require_str(hop, "path", NAME_LENGTH_MAX)
         require_int(value["ms"], "ms", 0, TIME_MS_MAX)
+        _offer_of(value)
     elif kind == "answer":
         require_bytes(value["take_id"], "take_id", HASH_BYTES)
         if value["acceptance"] is not None and type(value["acceptance"]) is not bytes:
@@ -144,3 +152,8 @@ def exchange_record_from_wire(value: object) -> dict[str, Any]:
         if value["reason"] is not None:
             require_str(value["reason"], "reason", REASON_LENGTH_MAX)
     return value
+
+
+def _offer_of(record: dict[str, Any]) -> SignedInstruction | None:
+    """A take record's signed offer, if it holds one. Raises DecodeError."""
+    return signed_offer_from_wire(record["offer"]) if "offer" in record else None
