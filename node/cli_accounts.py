@@ -45,7 +45,13 @@ from node.ledger.signed import (
     Transfer,
 )
 from node.limits import KYC_LEVEL_MAX
-from node.offers.evidence import check_offer_evidence, is_offer_evidence
+from node.offers.evidence import (
+    OFFER_EVIDENCE_TYPE,
+    EvidenceVerdict,
+    check_offer_evidence,
+    evidence_type,
+)
+from node.offers.unsettled import UNSETTLED_EVIDENCE_TYPE, check_unsettled_evidence
 from node.units import AmountError
 from node.wire import DecodeError, pack, unpack
 
@@ -317,17 +323,12 @@ def cmd_evidence_check(args: argparse.Namespace) -> Any:
         raw = args.file.read_bytes()
     except OSError as error:
         raise CommandError(f"cannot read {args.file}: {error.strerror}") from None
-    if is_offer_evidence(raw):
-        offer_verdict = check_offer_evidence(raw)
-        if not offer_verdict.valid:
-            raise CommandError(f"{args.file}: not a proof of fraud: {offer_verdict.detail}")
-        key = offer_verdict.validator_key
-        return {
-            "valid": True,
-            "reason": "offer-overfill",
-            "incriminates": None if key is None else key.hex(),
-            "detail": offer_verdict.detail,
-        }
+    kind = evidence_type(raw)
+    if kind == OFFER_EVIDENCE_TYPE:
+        return _offer_verdict(args.file, kind, check_offer_evidence(raw))
+    if kind == UNSETTLED_EVIDENCE_TYPE:
+        now_ms = int(time.time() * 1000) if args.now is None else args.now
+        return _offer_verdict(args.file, kind, check_unsettled_evidence(raw, now_ms))
     verdict = check_evidence(raw)
     result = {
         "valid": verdict.valid,
@@ -340,6 +341,18 @@ def cmd_evidence_check(args: argparse.Namespace) -> Any:
     if not verdict.valid:
         raise CommandError(f"{args.file}: not a proof of fraud: {verdict.reason} {verdict.detail}")
     return result
+
+
+def _offer_verdict(file: Path, kind: str, verdict: EvidenceVerdict) -> dict[str, Any]:
+    """The answer of ``evidence check`` for an offer's evidence (overfill, unsettled)."""
+    if not verdict.valid or verdict.validator_key is None:
+        raise CommandError(f"{file}: not a proof of fraud: {verdict.detail}")
+    return {
+        "valid": True,
+        "reason": kind,
+        "incriminates": verdict.validator_key.hex(),
+        "detail": verdict.detail,
+    }
 
 
 # --- parser --------------------------------------------------------------------------
@@ -446,6 +459,13 @@ def register(
     )
     sub = add(evidence, "check", cmd_evidence_check, "verify a proof of fraud")
     sub.add_argument("file", type=Path, metavar="FILE")
+    sub.add_argument(
+        "--now",
+        type=int,
+        metavar="MS",
+        help="check as of this time, ms since the epoch (default: now); a claim that a"
+        " take was never settled holds only once its settlement window has passed",
+    )
 
 
 def _transfer_arguments(sub: argparse.ArgumentParser) -> None:

@@ -9,6 +9,10 @@ Amounts are typed and shown in the asset's decimals. A validator knows the
 decimals of its own assets and of any asset whose code has a unit in its
 ``[units]`` (that is how it is paid across validators); the node answers
 them with every offer it lists (``sell_decimals``, ``buy_decimals``).
+
+``offer claim`` writes the taker's claim against a maker's validator that
+accepted a take and never settled it (``node.offers.unsettled``), from what
+the taker's validator kept of the take; ``evidence check`` verifies it.
 """
 
 from __future__ import annotations
@@ -44,6 +48,12 @@ from node.ledger.signed import (
     pay_for,
 )
 from node.limits import MAX_FEE_PPM_DEFAULT, OFFER_SEARCH_RESULTS_MAX
+from node.offers.unsettled import (
+    check_unsettled_evidence,
+    decode_unsettled_evidence,
+    settlement_window_end_ms,
+    unsettled_claim,
+)
 
 Handler = Callable[[argparse.Namespace], Any]
 
@@ -233,6 +243,60 @@ def cmd_offer_take(args: argparse.Namespace) -> Any:
     return result
 
 
+# --- offer claim -------------------------------------------------------------------------
+
+
+def claim_of_status(status: dict[str, Any]) -> bytes:
+    """The claim file of a take, from its status as the taker's validator answers
+    it (``take_status``). Raises CommandError when there is nothing to claim."""
+    take_id, state = status["take_id"], status["state"]
+    if status.get("acceptance") is None:
+        raise CommandError(
+            f"take {take_id[:16]} has no acceptance ({state}): "
+            "the maker's validator signed nothing to claim against"
+        )
+    if state == "settled":
+        raise CommandError(f"take {take_id[:16]} is settled: nothing to claim")
+    if status.get("take") is None or status.get("offer") is None:
+        raise CommandError(
+            f"take {take_id[:16]}: your validator did not keep the maker's signed offer "
+            "(gossip no longer held it when you took it, or the validator predates claims)"
+        )
+    return unsettled_claim(
+        bytes.fromhex(status["offer"]),
+        bytes.fromhex(status["take"]),
+        bytes.fromhex(status["acceptance"]),
+    )
+
+
+def cmd_offer_claim(args: argparse.Namespace) -> Any:
+    key = _user_key(args.user_key)
+    take_id = args.take_id.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", take_id):
+        raise CommandError(f"take id {take_id!r} is not 64 hex digits (offer take shows it)")
+
+    async def go(client: ApiClient) -> Any:
+        return await client.call("take_status", take_id=take_id)
+
+    claim = claim_of_status(_run(args.node, key, go))
+    try:
+        args.out.write_bytes(claim)
+    except OSError as error:
+        raise CommandError(f"cannot write {args.out}: {error.strerror}") from None
+    evidence = decode_unsettled_evidence(claim)
+    now_ms = int(time.time() * 1000)
+    verdict = check_unsettled_evidence(claim, now_ms)
+    return {
+        "out": str(args.out),
+        "take_id": take_id,
+        "incriminates": evidence.acceptance.acceptance.validator_key.hex(),
+        "validator": evidence.acceptance.acceptance.validator,
+        "proof_from_ms": settlement_window_end_ms(evidence) + 1,
+        "proof_now": verdict.valid,
+        "detail": verdict.detail,
+    }
+
+
 # --- offers search / watch ---------------------------------------------------------------
 
 
@@ -409,6 +473,16 @@ def register(
     sub.add_argument(
         "--wait", type=float, default=TAKE_WAIT_S_DEFAULT, help="seconds to wait for the outcome"
     )
+    sub = add(
+        offer,
+        "claim",
+        cmd_offer_claim,
+        "write your claim against a maker's validator that accepted your take and never"
+        " settled it (check it with: evidence check FILE)",
+        user_key_required=True,
+    )
+    sub.add_argument("take_id", metavar="TAKE_ID", help="the take's id, 64 hex digits")
+    sub.add_argument("--out", type=Path, required=True, help="where to write the claim file")
     sub = add(
         offer,
         "show",
