@@ -107,6 +107,26 @@ def pack(value: object) -> bytes:
     return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
 
 
+def map_header(length: int) -> bytes:
+    """The msgpack header of a map of ``length`` pairs, as ``pack`` writes it: a
+    map's bytes are this followed by its keys and values, each packed."""
+    return _header(length, 0x80, b"\xde", b"\xdf")
+
+
+def array_header(length: int) -> bytes:
+    """The msgpack header of an array of ``length`` items, as ``pack`` writes it."""
+    return _header(length, 0x90, b"\xdc", b"\xdd")
+
+
+def _header(length: int, fix: int, sixteen: bytes, thirty_two: bytes) -> bytes:
+    assert 0 <= length < 1 << 32, length
+    if length < 16:
+        return bytes((fix | length,))
+    if length < 1 << 16:
+        return sixteen + length.to_bytes(2, "big")
+    return thirty_two + length.to_bytes(4, "big")
+
+
 def unpack(data: bytes, size_max: int) -> Any:
     """Strictly unpack one msgpack value of at most ``size_max`` bytes."""
     if len(data) > size_max:

@@ -31,9 +31,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from node.codec import map_header
 from node.exchange_state import ExchangeState, exchange_record_from_wire
 from node.ledger.books import Books
 from node.ledger.records import Record as LedgerRecord
+from node.ledger.records import record_bytes
 from node.ledger.records import record_from_wire as ledger_record_from_wire
 from node.limits import (
     AMOUNT_MAX,
@@ -82,7 +84,11 @@ def snap_log_record(peer_key: bytes, record: Record) -> bytes:
 
 
 def ledger_log_record(record: LedgerRecord) -> bytes:
-    return pack({"t": "ledger", "r": record.to_wire()})
+    """``pack({"t": "ledger", "r": record.to_wire()})``, reusing the entries' bytes."""
+    return _LEDGER_RECORD_PREFIX + record_bytes(record)
+
+
+_LEDGER_RECORD_PREFIX = map_header(2) + pack("t") + pack("ledger") + pack("r")
 
 
 def payment_log_record(record: PaymentRecord) -> bytes:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -58,6 +59,12 @@ def signature_bound() -> dict[str, float]:
         "verify_per_s": verify_per_s,
         "transfers_per_s": 1 / per_transfer_s,
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def signed_transfers(key_file: Path, payer: str, payee: str, count: int) -> list[bytes]:
@@ -102,6 +109,8 @@ async def run(
         figures: dict[str, Any] = {"transfers": per_customer * customers}
         for mode in ("one_per_request", "batched"):
             progress(f"submitting ({mode.replace('_', ' ')})")
+            assert bank.process is not None
+            node_cpu, client_cpu = cpu_seconds(bank.process.pid), time.process_time()
             started = time.perf_counter()
             async with trio.open_nursery() as nursery:
                 for key_file, singles, batched in batches:
@@ -115,9 +124,13 @@ async def run(
                         op, window = "ledger_transfer", in_flight // customers
                     nursery.start_soon(submit, bank.directory, key_file, op, requests, window)
             elapsed = time.perf_counter() - started
+            count = per_customer * customers
             figures[mode] = {
                 "seconds": elapsed,
-                "transfers_per_s": per_customer * customers / elapsed,
+                "transfers_per_s": count / elapsed,
+                # CPU per transfer: both share this machine's cores.
+                "node_cpu_us": 1e6 * (cpu_seconds(bank.process.pid) - node_cpu) / count,
+                "client_cpu_us": 1e6 * (time.process_time() - client_cpu) / count,
             }
         progress("")
         status = await bank.call("status")
@@ -182,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         row = figures[mode]
         print(
             f"  {label:<44} {row['transfers_per_s']:>8,.0f}/s  "
-            f"({row['seconds']:.1f} s) -> {ratios[mode]:.0%} of the bound"
+            f"({row['seconds']:.1f} s) -> {ratios[mode]:.0%} of the bound; CPU per transfer: "
+            f"node {row['node_cpu_us']:.0f} us, client {row['client_cpu_us']:.0f} us"
         )
     if figures["refusals"]:
         print(f"  refusals: {figures['refusals']}")

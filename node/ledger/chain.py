@@ -58,10 +58,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from node.codec import TIME_MS_MAX, DecodeError, pack, require_bytes, require_int
+from node.codec import (
+    TIME_MS_MAX,
+    DecodeError,
+    map_header,
+    pack,
+    require_bytes,
+    require_int,
+    unpack,
+)
 from node.ledger.codec import (
     ZERO_HASH,
-    decode_canonical,
     domain_of,
     is_books,
     issuer_of,
@@ -116,6 +123,12 @@ _BODY_FIELDS = (
 )
 _ENTRY_FIELDS = frozenset({*_BODY_FIELDS, "validator_signature"})
 _ENTRY_OPTIONAL_FIELDS = frozenset({"record_hashes"})
+# An entry's bytes are its body's map grown by these fields (ChainEntry.encoded).
+_ENTRY_HEADER = map_header(len(_BODY_FIELDS) + 1)
+_ENTRY_HEADER_WITH_HASHES = map_header(len(_BODY_FIELDS) + 2)
+_BODY_HEADER = map_header(len(_BODY_FIELDS))
+_HASHES_KEY = pack("record_hashes")
+_SIGNATURE_KEY = pack("validator_signature")
 
 
 def record_root(hashes: Sequence[bytes]) -> bytes:
@@ -138,11 +151,15 @@ class EntryBody:
     deltas: AssetAmounts
     balances: AssetAmounts
     appended_at_ms: int
-    # The entry hash, computed once: chains hash every entry several times.
+    # The body's canonical bytes and their hash, computed once: the log, the
+    # snapshots and the pulls reuse the bytes, chains hash every entry often.
+    packed: bytes = field(init=False, repr=False, compare=False)
     digest: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "digest", sha256(pack(self.to_wire())))
+        packed = pack(self.to_wire())
+        object.__setattr__(self, "packed", packed)
+        object.__setattr__(self, "digest", sha256(packed))
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -203,6 +220,17 @@ class ChainEntry:
         wire["validator_signature"] = self.validator_signature
         return wire
 
+    def encoded(self) -> bytes:
+        """``pack(self.to_wire())``, byte for byte, from the body's bytes: the
+        same map with one or two more pairs at its end."""
+        body = self.body.packed
+        assert body.startswith(_BODY_HEADER)
+        signature = (_SIGNATURE_KEY, pack(self.validator_signature))
+        if not self.record_hashes:
+            return b"".join((_ENTRY_HEADER, body[len(_BODY_HEADER) :], *signature))
+        hashes = (_HASHES_KEY, pack(list(self.record_hashes)))
+        return b"".join((_ENTRY_HEADER_WITH_HASHES, body[len(_BODY_HEADER) :], *hashes, *signature))
+
 
 def _asset_amounts(value: object, name: str) -> AssetAmounts:
     items = require_list(value, name, ASSETS_PER_ENTRY_MAX)
@@ -250,11 +278,22 @@ def entry_from_wire(obj: object) -> ChainEntry:
 
 
 def encode_entry(entry: ChainEntry) -> bytes:
-    return pack(entry.to_wire())
+    return entry.encoded()
+
+
+def entry_from_bytes(raw: object) -> ChainEntry:
+    """An entry from its canonical bytes, strictly: DecodeError unless ``raw``
+    is exactly what ``encode_entry`` writes."""
+    if type(raw) is not bytes:
+        raise DecodeError("bad-field", "an entry's bytes")
+    entry = entry_from_wire(unpack(raw, CHAIN_ENTRY_BYTES_MAX))
+    if entry.encoded() != raw:
+        raise DecodeError("non-canonical", "not the canonical encoding of its content")
+    return entry
 
 
 def decode_entry(raw: bytes) -> ChainEntry:
-    return decode_canonical(raw, CHAIN_ENTRY_BYTES_MAX, entry_from_wire, ChainEntry.to_wire)
+    return entry_from_bytes(raw)
 
 
 # --- what an instruction does to a chain ---------------------------------------------------

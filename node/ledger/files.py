@@ -127,7 +127,7 @@ def _next_entry(unpacker: msgpack.Unpacker, raw: bytes, index: int) -> ChainEntr
         entry = entry_from_wire(obj)
     except DecodeError as error:
         raise EntryDecodeError(error.reason, error.detail, index) from None
-    if pack(entry.to_wire()) != raw[start:end]:
+    if entry.encoded() != raw[start:end]:
         raise EntryDecodeError("non-canonical", "not the canonical encoding", index)
     return entry
 

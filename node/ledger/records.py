@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from node.codec import TIME_MS_MAX, DecodeError, require_int
+from node.codec import TIME_MS_MAX, DecodeError, array_header, map_header, pack, require_int
 from node.ledger.chain import (
     ChainEntry,
     EntryBody,
@@ -174,8 +174,25 @@ class EntriesAppended:
     def to_wire(self) -> dict[str, Any]:
         return {KIND_FIELD: self.KIND, "entries": [e.to_wire() for e in self.entries()]}
 
+    def encoded(self) -> bytes:
+        """``pack(self.to_wire())``, byte for byte, from the entries' bytes."""
+        entries = self.entries()
+        parts = (_ENTRIES_PREFIX, array_header(len(entries)), *(e.encoded() for e in entries))
+        return b"".join(parts)
+
 
 Record = UserRegistered | AssetDefined | UserFrozen | EntriesAppended
+
+_ENTRIES_PREFIX = b"".join(
+    (map_header(2), pack(KIND_FIELD), pack(EntriesAppended.KIND), pack("entries"))
+)
+
+
+def record_bytes(record: Record) -> bytes:
+    """``pack(record.to_wire())``; a record of entries reuses their bytes."""
+    if isinstance(record, EntriesAppended):
+        return record.encoded()
+    return pack(record.to_wire())
 
 
 # --- strict decoding ---------------------------------------------------------------

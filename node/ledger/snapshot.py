@@ -7,6 +7,9 @@ Rules:
   balances, heads, nonces, daily spending and totals through the same
   ``absorb`` that ``apply`` uses, so snapshot + later records = every record.
 - Chains are whole: a customer's chain is the data the validator must serve.
+  Each entry is stored as its canonical bytes (format 2), which the entry
+  already holds, so a snapshot does not encode history again; format 1
+  (entries as maps) is still read.
 - Reading is strict: DecodeError on anything ``state_to_snapshot`` could not
   have written, including entries that do not fit their chain. Signatures are
   not re-verified (they were when the records were made; replay never needs
@@ -15,10 +18,17 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from node.codec import TIME_MS_MAX, DecodeError, require_int
-from node.ledger.chain import ChainEntry, entry_from_wire, home_chain, same_validator
+from node.ledger.chain import (
+    ChainEntry,
+    entry_from_bytes,
+    entry_from_wire,
+    home_chain,
+    same_validator,
+)
 from node.ledger.codec import (
     attributes_from_wire,
     attributes_to_wire,
@@ -50,7 +60,8 @@ from node.limits import (
     USERS_PER_VALIDATOR_MAX,
 )
 
-SNAPSHOT_FORMAT = "ledgermesh/ledger-books/1"
+SNAPSHOT_FORMAT = "ledgermesh/ledger-books/2"
+_FORMAT_ENTRY_MAPS = "ledgermesh/ledger-books/1"  # still read
 _FIELDS = frozenset({"format", "validator", "clock_ms", "users", "assets", "chains"})
 
 
@@ -72,7 +83,7 @@ def state_to_snapshot(state: BooksState) -> dict[str, Any]:
             [record.definition.to_wire(), record.defined_at_ms] for record in state.assets.values()
         ],
         "chains": [
-            [ubi, [entry.to_wire() for entry in chain]] for ubi, chain in state.chains.items()
+            [ubi, [entry.encoded() for entry in chain]] for ubi, chain in state.chains.items()
         ],
     }
 
@@ -100,7 +111,7 @@ def _user(item: object, validator_key: bytes) -> UserState:
 def state_from_snapshot(obj: object, validator_name: str, validator_key: bytes) -> BooksState:
     """Restore ``state_to_snapshot`` output. Raises DecodeError if it is not one."""
     fields = require_map(obj, "snapshot", _FIELDS)
-    if fields["format"] != SNAPSHOT_FORMAT:
+    if fields["format"] not in (SNAPSHOT_FORMAT, _FORMAT_ENTRY_MAPS):
         raise DecodeError("bad-version", f"snapshot format {fields['format']!r}")
     if require_domain(fields["validator"], "validator") != validator_name:
         raise DecodeError("bad-field", f"a snapshot of {fields['validator']!r}")
@@ -119,7 +130,8 @@ def state_from_snapshot(obj: object, validator_name: str, validator_key: bytes) 
         if record.definition.definition.uai in state.assets:
             raise DecodeError("bad-field", "an asset twice")
         state.add_asset(record)
-    _restore_chains(state, fields["chains"])
+    decode = entry_from_bytes if fields["format"] == SNAPSHOT_FORMAT else entry_from_wire
+    _restore_chains(state, fields["chains"], decode)
     clock_ms = require_int(fields["clock_ms"], "clock_ms", 0, TIME_MS_MAX)
     if clock_ms < state.clock_ms:
         raise DecodeError("bad-field", "clock_ms is before an entry")
@@ -127,7 +139,9 @@ def state_from_snapshot(obj: object, validator_name: str, validator_key: bytes) 
     return state
 
 
-def _restore_chains(state: BooksState, value: object) -> None:
+def _restore_chains(
+    state: BooksState, value: object, decode: Callable[[object], ChainEntry]
+) -> None:
     chains = require_list(value, "chains", USERS_PER_VALIDATOR_MAX + 1)
     ubis = [require_ubi(_pair(item, "chain", 2)[0], "ubi") for item in chains]
     if ubis != list(state.chains):
@@ -135,7 +149,7 @@ def _restore_chains(state: BooksState, value: object) -> None:
     homes: list[ChainEntry] = []
     for ubi, entries in chains:
         for index, item in enumerate(require_list(entries, "entries", CHAIN_FILE_ENTRIES_MAX)):
-            entry = entry_from_wire(item)
+            entry = decode(item)
             misfit = state.entry_misfit(entry) if entry.ubi == ubi else "in another chain"
             if misfit is not None:
                 raise DecodeError("bad-field", f"chain {ubi} entry {index}: {misfit}")
