@@ -18,11 +18,12 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from node.api.protocol import ApiError
+from node.api.protocol import ApiError, decode_request
+from node.check_ahead import CheckAhead
 from node.crypto import NodeKey
 from node.federation import (
     ActionResolve,
@@ -65,9 +66,10 @@ from node.ledger.signed import (
     signed_instruction_from_parts,
 )
 from node.limits import API_FRAME_BYTES_MAX, CHAIN_ENTRIES_PER_PULL_MAX
+from node.signatures import remember_valid
 from node.state import NodeState, ledger_log_record
 from node.verify_pool import verify_all
-from node.wire import DecodeError, Resolve, Resolved, pack, unpack
+from node.wire import DecodeError, Resolve, Resolved, unpack
 
 Outbox = Callable[[bytes, Resolve | Resolved], None]
 Reply = Callable[[bytes, int, Any, ApiError | None], None]
@@ -102,6 +104,8 @@ class AccountsDesk:
             self.customers[user.user_key] = address
         self.waiting: dict[int, _Waiting] = {}
         self.next_token = 0
+        # The process checking batched transfers' signatures ahead (the runtime's).
+        self.checker: CheckAhead | None = None
 
     def _federation_record(self, address: str) -> Any:
         user = self.books.user(address)
@@ -252,6 +256,21 @@ class AccountsDesk:
             raise ApiError("not-yours", "submit only instructions signed with your own key")
         return signed
 
+    def send_ahead(self, payloads: Iterable[bytes]) -> None:
+        """Hand the checker process the batched transfers of customers' requests of
+        this pass but the first, which is checked here while the child starts on
+        the others (node.check_ahead)."""
+        assert self.checker is not None
+        first = True
+        for payload in payloads:
+            batch = _batched_instructions(payload)
+            if batch is None:
+                continue
+            if first:  # checked here, while the child starts on the others
+                first = False
+            elif not self.checker.send(batch):
+                return
+
     def transfers(
         self, client_key: bytes, instructions: list[bytes], now_ms: int
     ) -> dict[str, Any]:
@@ -265,8 +284,16 @@ class AccountsDesk:
                 decoded.append(self._customer_instruction(client_key, raw))
             except ApiError as error:
                 decoded.append(error)
-        # The Books check each signature in turn; check them all first, on every core.
-        verify_all([item for item in decoded if isinstance(item, SignedInstruction)])
+        answers = None if self.checker is None else self.checker.answers_for(instructions)
+        # The Books check each signature in turn: the checker process has checked
+        # them already, or they are checked here first (on every core, without it).
+        if answers is None:
+            verify_all([item for item in decoded if isinstance(item, SignedInstruction)])
+        else:
+            for item, valid in zip(decoded, answers, strict=True):
+                if valid and isinstance(item, SignedInstruction):
+                    kind, payload = item.instruction.KIND, item.payload()
+                    remember_valid(item.signer_key, kind, payload, item.signature)
         results: list[dict[str, Any]] = []
         for item in decoded:
             if isinstance(item, SignedInstruction):
@@ -291,7 +318,7 @@ class AccountsDesk:
             "address": address,
             "validator_key": self.key.public_key,
             "federation": None if user is None else encode_record(user.federation),
-            "entries": [pack(entry.to_wire()) for entry in entries],
+            "entries": [entry.encoded() for entry in entries],
             "length": self.books.chain_length(address),
         }
 
@@ -334,6 +361,18 @@ class AccountsDesk:
                 else:
                     answer = _resolution_row(effect.resolution, effect.detail)
                     reply(waiting.client_key, waiting.request_id, answer, None)
+
+
+def _batched_instructions(payload: bytes) -> list[bytes] | None:
+    """The raw instructions of a ``ledger_transfers`` request, or None."""
+    try:
+        request = decode_request(payload)
+    except ApiError:
+        return None
+    if request.op != "ledger_transfers":
+        return None
+    instructions: list[bytes] = request.args["instructions"]
+    return instructions
 
 
 def _unpack(value: bytes, name: str) -> Any:

@@ -215,6 +215,14 @@ class NodeEngine:
             or key in self.accounts.customers
         )
 
+    def _customer_request(self, key: bytes) -> bool:
+        """Is what this key sends a customer's request (as ``_on_event`` decides)."""
+        return (
+            key not in self.peer_names
+            and key != self.config.operator_key
+            and key in self.accounts.customers
+        )
+
     # --- one pass ------------------------------------------------------------
 
     def decide(self, events: Sequence[TransportEvent], now_ms: int, *, tick: bool) -> Decisions:
@@ -226,8 +234,17 @@ class NodeEngine:
         self.offers.now_ms = now_ms
         self.exchanges.feed = lambda event: self.payments.feed(event, now_ms, run, send)
         self.exchanges.send = lambda peer, message: send(self.peer_keys[peer], message)
+        checker = self.accounts.checker
+        if checker is not None:
+            self.accounts.send_ahead(
+                event.payload
+                for event in events
+                if isinstance(event, Received) and self._customer_request(event.peer_key)
+            )
         for event in events:
             self._on_event(event, now_ms, current)
+        if checker is not None:
+            checker.forget()
         if tick:
             for peer_key in list(self.state.ledgers):
                 self._run_core(peer_key, TimerTick(), now_ms, current)
@@ -684,4 +701,7 @@ class NodeEngine:
             "gossip_received": {
                 kind: counts.to_dict() for kind, counts in self.payments.gossip_received.items()
             },
+            "signature_checker": None
+            if (checker := self.accounts.checker) is None
+            else {"running": not checker.broken, "batches_checked": checker.batches_checked},
         }

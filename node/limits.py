@@ -255,3 +255,8 @@ assert (
 )
 assert EXCHANGE_UNSETTLED_BYTES_MAX <= OFFER_EVIDENCE_BYTES_MAX  # one bound reads either's type
 # --- end OFFERS-UNSETTLED
+
+# --- signature checker child (node/check_ahead.py) CHECK-AHEAD ----------------------------
+CHECK_AHEAD_BYTES_MAX = 512 * 1024  # batches sent to the checker and not yet answered
+assert CHECK_AHEAD_BYTES_MAX >= API_FRAME_BYTES_MAX  # one whole request fits
+# --- end CHECK-AHEAD

@@ -13,6 +13,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import gc
 import os
@@ -24,6 +25,7 @@ from pathlib import Path
 import structlog
 import trio
 
+from node.check_ahead import CheckAhead, open_check_ahead
 from node.config import KEY_FILE, LOCK_FILE, LOG_DIRECTORY, load_config
 from node.crypto import load_key_file
 from node.engine import NodeEngine, recover_state
@@ -168,32 +170,41 @@ async def run_node(
         return bool(engines) and engines[0].knows_key(client_key)
 
     try:
-        async with open_quic_endpoint(
-            key, config.name, listen or config.listen, dial, authorize
-        ) as transport:
-            engine = NodeEngine(
-                config,
-                key,
-                log_,
-                state,
-                started_ms=wall_clock_ms(),
-                link_statuses=transport.statuses,
-                link_clock_s=trio.current_time,
-                recovery=recovery,
-            )
-            engines.append(engine)
-            runtime = NodeRuntime(engine, transport)
-            log.info("node running", name=config.name, listen=transport.local_address)
-            try:
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(runtime.run)
-                    task_status.started(runtime)
-            finally:
-                with trio.CancelScope(shield=True):
-                    await runtime.shutdown()
+        with _checker() as checker:
+            async with open_quic_endpoint(
+                key, config.name, listen or config.listen, dial, authorize
+            ) as transport:
+                engine = NodeEngine(
+                    config,
+                    key,
+                    log_,
+                    state,
+                    started_ms=wall_clock_ms(),
+                    link_statuses=transport.statuses,
+                    link_clock_s=trio.current_time,
+                    recovery=recovery,
+                )
+                engine.accounts.checker = checker
+                engines.append(engine)
+                runtime = NodeRuntime(engine, transport)
+                log.info("node running", name=config.name, listen=transport.local_address)
+                try:
+                    async with trio.open_nursery() as nursery:
+                        await nursery.start(runtime.run)
+                        task_status.started(runtime)
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await runtime.shutdown()
     finally:
         log_.close()
         os.close(lock_fd)
+
+
+def _checker() -> contextlib.AbstractContextManager[CheckAhead | None]:
+    """The signature checker process; none when LEDGERMESH_CHECK_AHEAD=0."""
+    if os.environ.get("LEDGERMESH_CHECK_AHEAD", "1") == "0":
+        return contextlib.nullcontext()
+    return open_check_ahead()
 
 
 def settle_long_lived() -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import nacl.exceptions
@@ -104,9 +105,23 @@ class NodeKey:
 
 _signing_key_cache: dict[bytes, nacl.signing.SigningKey] = {}
 _verify_key_cache: dict[bytes, nacl.signing.VerifyKey] = {}
-# Valid signatures by their exact bytes, oldest first (dicts keep insertion order).
-_verified: dict[tuple[bytes, bytes, bytes, bytes], None] = {}
+# Valid signatures by their exact bytes, oldest first.
+_verified: OrderedDict[tuple[bytes, bytes, bytes, bytes], None] = OrderedDict()
 _verified_lock = threading.Lock()
+
+
+def remember_valid(public_key: bytes, kind: bytes, payload: bytes, signature: bytes) -> None:
+    """Note a signature the node's checker process found valid (node.check_ahead),
+    so ``verify`` answers it from memory."""
+    if len(payload) <= VERIFIED_PAYLOAD_BYTES_MAX:
+        _remember((public_key, kind, payload, signature))
+
+
+def _remember(remembered: tuple[bytes, bytes, bytes, bytes]) -> None:
+    with _verified_lock:
+        if len(_verified) >= VERIFIED_SIGNATURES_REMEMBERED:
+            _verified.popitem(last=False)  # O(1); a dict's first key is not, once popped often
+        _verified[remembered] = None
 
 
 def verify(public_key: bytes, kind: bytes, payload: bytes, signature: bytes) -> bool:
@@ -130,8 +145,5 @@ def verify(public_key: bytes, kind: bytes, payload: bytes, signature: bytes) -> 
     except nacl.exceptions.BadSignatureError:
         return False
     if remember:
-        with _verified_lock:
-            if len(_verified) >= VERIFIED_SIGNATURES_REMEMBERED:
-                _verified.pop(next(iter(_verified)), None)
-            _verified[remembered] = None
+        _remember(remembered)
     return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import pytest
 
 from node import signatures
@@ -25,7 +27,7 @@ def test_a_remembered_signature_never_vouches_for_other_bytes() -> None:
 
 def test_the_memory_is_bounded_and_forgets_the_oldest(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(signatures, "VERIFIED_SIGNATURES_REMEMBERED", 3)
-    monkeypatch.setattr(signatures, "_verified", {})
+    monkeypatch.setattr(signatures, "_verified", OrderedDict())
     signed = [(bytes([i]), KEY.sign(KIND_PEER_FRAME, bytes([i]))) for i in range(5)]
     for payload, signature in signed:
         assert verify(KEY.public_key, KIND_PEER_FRAME, payload, signature)

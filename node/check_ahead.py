@@ -1,0 +1,227 @@
+"""A child process that checks the signatures of queued batched transfers (the shell's side).
+
+Why: the node decides on one thread, holding Python's global lock. Checking a
+signature costs about as much as everything else a transfer costs there, and
+threads that check beside it fight it for that lock (measured: slower, not
+faster). A child process has its own lock and its own core: while the node
+decides one ``ledger_transfers`` request, the child checks the next ones of
+the same pass.
+
+Rules:
+- The node sends the child, in order, the raw instructions of the batched
+  requests of a pass but the first (``send``), which it checks itself while
+  the child starts (measured: better than splitting the first between them).
+  The child answers every batch, in the same order, with one byte per
+  instruction: 1 when it decodes strictly and its signature verifies, 0
+  otherwise.
+- The node still decodes and decides each instruction itself. A 1 is written
+  into the signature memo by the signature's exact bytes
+  (``node.signatures.remember_valid``), so the Books' own check finds it; a 0
+  or no answer means the node checks in-process as before. The child is part
+  of the node (same code, same user), trusted like one of its threads.
+- Never blocks the node on writing: what is sent and not yet answered stays
+  under CHECK_AHEAD_BYTES_MAX, which the pipe holds (its size is raised to it).
+- If the child dies or misbehaves, the node logs it once and checks everything
+  in-process from then on. Nothing is ever lost: a batch never checked here
+  is checked by the node.
+- Frames on the pipes: 4-byte big-endian length, then msgpack (a list of
+  bytes, node to child) or raw bytes (the answer, child to node).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import struct
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Iterator, Sequence
+from typing import IO
+
+import structlog
+
+from node.codec import DecodeError, pack, unpack
+from node.ledger.signed import signed_instruction_from_parts
+from node.limits import (
+    API_FRAME_BYTES_MAX,
+    CHECK_AHEAD_BYTES_MAX,
+    LEDGER_TRANSFERS_PER_REQUEST_MAX,
+)
+
+log = structlog.get_logger("ledgermesh.check_ahead")
+
+_LENGTH = struct.Struct(">I")
+_F_SETPIPE_SZ, _F_GETPIPE_SZ = 1031, 1032  # Linux fcntl: a pipe's size
+
+
+class CheckAhead:
+    """The node's end of the child: ``send`` batches, then ``answers_for`` each, in order."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self._process = process
+        self._to_child: IO[bytes] = process.stdin
+        self._from_child: IO[bytes] = process.stdout
+        self._sent: deque[tuple[Sequence[bytes], int]] = deque()  # (batch, frame bytes)
+        self._bytes_ahead = 0
+        self.broken = False
+        self.batches_checked = 0
+        # What the pipe to the child holds is what may be sent ahead without blocking.
+        self._bytes_ahead_max = _pipe_size(self._to_child.fileno())
+
+    def send(self, batch: Sequence[bytes]) -> bool:
+        """Ask the child to check ``batch`` (raw instructions); False when it cannot
+        take it now (it is full, or broken): the node checks them itself."""
+        if self.broken:
+            return False
+        frame = pack(list(batch))
+        size = _LENGTH.size + len(frame)
+        if self._bytes_ahead + size > self._bytes_ahead_max:
+            return False
+        try:
+            self._to_child.write(_LENGTH.pack(len(frame)) + frame)
+            self._to_child.flush()
+        except OSError as error:
+            self._break(f"cannot write to the checker: {error}")
+            return False
+        self._sent.append((batch, size))
+        self._bytes_ahead += size
+        return True
+
+    def answers_for(self, batch: Sequence[bytes]) -> bytes | None:
+        """The child's answer for ``batch`` (one byte per instruction), waiting for
+        it if need be; None when ``batch`` was not sent or the child failed.
+        Answers of batches sent before it and never asked for are read and dropped."""
+        if not any(sent == batch for sent, _ in self._sent):
+            return None
+        while self._sent:
+            sent, size = self._sent.popleft()
+            self._bytes_ahead -= size
+            answer = self._read_answer(len(sent))
+            if sent == batch:
+                return answer
+        return None
+
+    def forget(self) -> None:
+        """Drop what was sent and not asked for (end of a pass)."""
+        while self._sent:
+            sent, size = self._sent.popleft()
+            self._bytes_ahead -= size
+            self._read_answer(len(sent))
+
+    def _read_answer(self, count: int) -> bytes | None:
+        if self.broken:
+            return None
+        try:
+            header = self._from_child.read(_LENGTH.size)
+            answer = b"" if len(header) < _LENGTH.size else self._read(_LENGTH.unpack(header)[0])
+        except OSError as error:
+            self._break(f"cannot read from the checker: {error}")
+            return None
+        if len(answer) != count:
+            self._break(f"the checker answered {len(answer)} bytes for {count} instructions")
+            return None
+        self.batches_checked += 1
+        return answer
+
+    def _read(self, length: int) -> bytes:
+        if length > LEDGER_TRANSFERS_PER_REQUEST_MAX:
+            return b""
+        return self._from_child.read(length)
+
+    def _break(self, why: str) -> None:
+        if not self.broken:
+            log.warning("signature checker stopped; checking in-process", why=why)
+        self.broken = True
+        self._sent.clear()
+        self._bytes_ahead = 0
+        self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._to_child.close()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        with contextlib.suppress(OSError):
+            self._from_child.close()
+
+
+def _pipe_size(fd: int) -> int:
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, CHECK_AHEAD_BYTES_MAX)
+    try:
+        size = fcntl.fcntl(fd, _F_GETPIPE_SZ)
+    except OSError:
+        size = 1 << 16  # Linux's default
+    return min(CHECK_AHEAD_BYTES_MAX, size)
+
+
+@contextlib.contextmanager
+def open_check_ahead() -> Iterator[CheckAhead | None]:
+    """The child, when this machine has a core to spare for it; else None."""
+    if (os.cpu_count() or 1) < 2:
+        yield None
+        return
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "node.check_ahead"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+        )
+    except OSError as error:
+        log.warning("no signature checker; checking in-process", why=str(error))
+        yield None
+        return
+    checker = CheckAhead(process)
+    try:
+        yield checker
+    finally:
+        checker.close()
+
+
+# --- the child ---------------------------------------------------------------------------
+
+
+def check_batch(frame: bytes) -> bytes:
+    """One byte per raw instruction of ``frame``: 1 when it decodes and verifies."""
+    try:
+        batch = unpack(frame, API_FRAME_BYTES_MAX)
+    except DecodeError:
+        return b""
+    if type(batch) is not list or len(batch) > LEDGER_TRANSFERS_PER_REQUEST_MAX:
+        return b""
+    return bytes(_checks(raw) for raw in batch)
+
+
+def _checks(raw: object) -> int:
+    try:
+        parts = unpack(raw, API_FRAME_BYTES_MAX) if type(raw) is bytes else None
+        if type(parts) is not list or len(parts) != 3:
+            return 0
+        return int(signed_instruction_from_parts(*parts).verifies())
+    except DecodeError:
+        return 0
+
+
+def serve(source: IO[bytes], sink: IO[bytes]) -> None:
+    """Answer frames until the node closes the pipe."""
+    while True:
+        header = source.read(_LENGTH.size)
+        if len(header) < _LENGTH.size:
+            return
+        (length,) = _LENGTH.unpack(header)
+        if length > CHECK_AHEAD_BYTES_MAX:
+            return
+        answer = check_batch(source.read(length))
+        sink.write(_LENGTH.pack(len(answer)) + answer)
+        sink.flush()
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)

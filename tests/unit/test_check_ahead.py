@@ -1,0 +1,137 @@
+"""The signature checker process: what it answers, and that a node using it
+decides every batched transfer exactly as it does without it, child alive or dead."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import node.signatures
+from node.api.protocol import Request, decode_response, encode_request
+from node.check_ahead import CheckAhead, check_batch, open_check_ahead
+from node.config import NodeConfig
+from node.engine import NodeEngine
+from node.ledger.signed import Identity, SignedIdentity, Transfer
+from node.net.base import Received
+from node.signatures import NodeKey, sha256
+from node.wire import pack
+from simulations.options import OPERATOR_KEY, node_key
+from simulations.simnode import SimNode
+
+USD = "bank-a.test/USD"
+ALICE, BOB = "alice@bank-a.test", "bob@bank-a.test"
+ALICE_KEY = NodeKey(sha256(b"alice"))
+BOB_KEY = NodeKey(sha256(b"bob"))
+
+
+def signed_transfer(nonce: int, *, key: NodeKey = ALICE_KEY, amount: int = 1) -> bytes:
+    transfer = Transfer(ALICE, BOB, USD, amount, nonce, 1_800_000_000_000)
+    request = transfer.signing_request()
+    return pack([request.payload, ALICE_KEY.public_key, key.sign(request.kind, request.payload)])
+
+
+FORGED = signed_transfer(3, key=BOB_KEY)
+
+
+def test_the_child_answers_one_byte_per_instruction() -> None:
+    batch = [signed_transfer(1), FORGED, b"\xc1", pack([1, 2]), signed_transfer(2)]
+    assert check_batch(pack(batch)) == bytes([1, 0, 0, 0, 1])
+    assert check_batch(pack("not a list")) == b""
+    assert check_batch(b"\xc1") == b""
+
+
+@pytest.fixture
+def checker() -> Iterator[CheckAhead]:
+    node.signatures._verified.clear()  # no signature known valid from another test
+    with open_check_ahead() as opened:
+        if opened is None:
+            pytest.skip("one core: the node checks in-process")
+        yield opened
+
+
+def test_answers_come_in_order_and_unasked_ones_are_dropped(checker: CheckAhead) -> None:
+    first, second = [signed_transfer(1)], [FORGED, signed_transfer(2)]
+    assert checker.send(first) and checker.send(second)
+    assert checker.answers_for([signed_transfer(9)]) is None  # never sent: nothing read
+    assert checker.answers_for(list(second)) == bytes([0, 1])  # an equal list is the batch
+    assert checker.answers_for(first) is None  # dropped on the way
+    assert checker.send(first)
+    checker.forget()
+    assert checker.answers_for(first) is None
+    assert checker.batches_checked == 3 and not checker.broken
+
+
+def test_a_dead_child_means_checking_in_process_not_an_error(checker: CheckAhead) -> None:
+    assert checker.send([signed_transfer(1)])
+    checker._process.kill()
+    checker._process.wait()
+    assert checker.answers_for([signed_transfer(1)]) is None
+    assert checker.broken
+    assert not checker.send([signed_transfer(2)])
+
+
+# --- a node deciding batched transfers with and without the child -----------------------
+
+
+def started_engine() -> NodeEngine:
+    key = node_key(0)
+    config = NodeConfig("bank-a.test", ("sim", 0), key.public_key, OPERATOR_KEY.public_key, ())
+    sim_node = SimNode(0, config, key, [], random.Random("check-ahead"))
+    sim_node.start(0, lambda: [], lambda: 0.0)
+    assert sim_node.engine is not None
+    return sim_node.engine
+
+
+def call(engine: NodeEngine, key: NodeKey, requests: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    """One pass with these requests (ids 1, 2, ...); their answers, in order."""
+    events = [
+        Received(key.public_key, encode_request(Request(index, op, args)))
+        for index, (op, args) in enumerate(requests, 1)
+    ]
+    decisions = engine.decide(events, 0, tick=False)
+    engine.sync()
+    return [decode_response(payload)[1] for _, payload in engine.outgoing(decisions)]
+
+
+def identity(address: str, key: NodeKey) -> bytes:
+    record = Identity(address, key.public_key)
+    request = record.signing_request()
+    return pack(SignedIdentity(record, key.sign(request.kind, request.payload)).to_wire())
+
+
+def outcomes(engine: NodeEngine) -> list[list[Any]]:
+    call(engine, OPERATOR_KEY, [("asset_define", {"code": "USD", "decimals": 2})])
+    for address, key in ((ALICE, ALICE_KEY), (BOB, BOB_KEY)):
+        registration = {"identity": identity(address, key), "kyc_level": 0}
+        call(engine, OPERATOR_KEY, [("user_register", registration)])
+    call(engine, OPERATOR_KEY, [("deposit", {"address": ALICE, "uai": USD, "amount": 100})])
+    batches = [
+        [signed_transfer(nonce) for nonce in range(1, 21)],
+        [signed_transfer(21), FORGED, signed_transfer(1), signed_transfer(22, amount=500)],
+        [signed_transfer(nonce) for nonce in range(23, 43)],
+    ]
+    answers = call(engine, ALICE_KEY, [("ledger_transfers", {"instructions": b}) for b in batches])
+    return [
+        [row.get("refused") or row["entry"]["seq"] for row in answer["results"]]
+        for answer in answers
+    ]
+
+
+def test_a_node_decides_the_same_with_the_child_without_it_and_when_it_dies(
+    checker: CheckAhead,
+) -> None:
+    alone = outcomes(started_engine())
+    assert alone[1][1:] == ["bad-signature", "replay", "insufficient-funds"]
+    node.signatures._verified.clear()
+    engine = started_engine()
+    engine.accounts.checker = checker
+    assert outcomes(engine) == alone
+    assert checker.batches_checked == 2  # the pass's second and third batches
+    checker._process.kill()
+    engine = started_engine()
+    engine.accounts.checker = checker
+    assert outcomes(engine) == alone
+    assert checker.broken
