@@ -21,9 +21,10 @@ Rules:
   of the node (same code, same user), trusted like one of its threads.
 - Never blocks the node on writing: what is sent and not yet answered stays
   under CHECK_AHEAD_BYTES_MAX, which the pipe holds (its size is raised to it).
-- If the child dies or misbehaves, the node logs it once and checks everything
-  in-process from then on. Nothing is ever lost: a batch never checked here
-  is checked by the node.
+- If the child dies, misbehaves or does not answer within
+  CHECK_AHEAD_ANSWER_TIMEOUT_MS (stopped, stuck), the node kills it, logs it
+  once and checks everything in-process from then on. Nothing is ever lost:
+  a batch the child did not answer is checked by the node.
 - Frames on the pipes: 4-byte big-endian length, then msgpack (a list of
   bytes, node to child) or raw bytes (the answer, child to node).
 """
@@ -33,9 +34,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import select
 import struct
 import subprocess
 import sys
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import IO
@@ -46,6 +49,7 @@ from node.codec import DecodeError, pack, unpack
 from node.ledger.signed import signed_instruction_from_parts
 from node.limits import (
     API_FRAME_BYTES_MAX,
+    CHECK_AHEAD_ANSWER_TIMEOUT_MS,
     CHECK_AHEAD_BYTES_MAX,
     LEDGER_TRANSFERS_PER_REQUEST_MAX,
 )
@@ -114,9 +118,14 @@ class CheckAhead:
     def _read_answer(self, count: int) -> bytes | None:
         if self.broken:
             return None
+        deadline = time.monotonic() + CHECK_AHEAD_ANSWER_TIMEOUT_MS / 1000
         try:
-            header = self._from_child.read(_LENGTH.size)
-            answer = b"" if len(header) < _LENGTH.size else self._read(_LENGTH.unpack(header)[0])
+            header = self._read_exactly(_LENGTH.size, deadline)
+            (length,) = _LENGTH.unpack(header) if len(header) == _LENGTH.size else (-1,)
+            answer = self._read_exactly(length, deadline) if length == count else b""
+        except TimeoutError:
+            self._break("the checker did not answer in time")
+            return None
         except OSError as error:
             self._break(f"cannot read from the checker: {error}")
             return None
@@ -126,10 +135,19 @@ class CheckAhead:
         self.batches_checked += 1
         return answer
 
-    def _read(self, length: int) -> bytes:
-        if length > LEDGER_TRANSFERS_PER_REQUEST_MAX:
-            return b""
-        return self._from_child.read(length)
+    def _read_exactly(self, size: int, deadline: float) -> bytes:
+        """``size`` bytes from the child, fewer at its end; TimeoutError at ``deadline``."""
+        chunks: list[bytes] = []
+        while size > 0:
+            ready, _, _ = select.select([self._from_child], [], [], deadline - time.monotonic())
+            if not ready:
+                raise TimeoutError
+            chunk = os.read(self._from_child.fileno(), size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)
 
     def _break(self, why: str) -> None:
         if not self.broken:
@@ -137,13 +155,15 @@ class CheckAhead:
         self.broken = True
         self._sent.clear()
         self._bytes_ahead = 0
+        self._process.kill()  # stuck or not, it is done
         self.close()
 
     def close(self) -> None:
+        """Stop the child: it ends at the end of its input; killed if it does not."""
         with contextlib.suppress(OSError):
             self._to_child.close()
         try:
-            self._process.wait(timeout=5)
+            self._process.wait(timeout=CHECK_AHEAD_ANSWER_TIMEOUT_MS / 1000)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
@@ -172,6 +192,7 @@ def open_check_ahead() -> Iterator[CheckAhead | None]:
             [sys.executable, "-m", "node.check_ahead"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            bufsize=0,
             close_fds=True,
         )
     except OSError as error:

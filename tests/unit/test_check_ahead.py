@@ -4,11 +4,14 @@ decides every batched transfer exactly as it does without it, child alive or dea
 from __future__ import annotations
 
 import random
+import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+import node.check_ahead
 import node.signatures
 from node.api.protocol import Request, decode_response, encode_request
 from node.check_ahead import CheckAhead, check_batch, open_check_ahead
@@ -135,3 +138,15 @@ def test_a_node_decides_the_same_with_the_child_without_it_and_when_it_dies(
     engine.accounts.checker = checker
     assert outcomes(engine) == alone
     assert checker.broken
+
+
+def test_a_stopped_child_is_given_up_after_the_timeout(
+    checker: CheckAhead, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(node.check_ahead, "CHECK_AHEAD_ANSWER_TIMEOUT_MS", 200)
+    checker._process.send_signal(signal.SIGSTOP)
+    assert checker.send([signed_transfer(1)])
+    started = time.monotonic()
+    assert checker.answers_for([signed_transfer(1)]) is None
+    assert 0.2 <= time.monotonic() - started < 2
+    assert checker.broken and checker._process.poll() is not None  # killed, not left stopped
