@@ -33,17 +33,21 @@ def _check(items: Sequence[Verifiable]) -> None:
 
 def verify_all(items: Sequence[Verifiable]) -> None:
     """Check every item's signature now (the outcome is kept on each item)."""
-    global _pool
     if len(items) < VERIFY_POOL_BATCH_MIN or _threads == 0:
         _check(items)
         return
-    if _pool is None:
-        _pool = ThreadPoolExecutor(_threads, thread_name_prefix="verify")
     share = len(items) // (_threads + 1)
     futures = [
-        _pool.submit(_check, items[index * share : (index + 1) * share])
+        _the_pool().submit(_check, items[index * share : (index + 1) * share])
         for index in range(_threads)
     ]
     _check(items[_threads * share :])
     for future in futures:
         future.result()
+
+
+def _the_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(_threads, thread_name_prefix="verify")
+    return _pool

@@ -12,6 +12,10 @@ Theory of operation:
   ``apply_signed(record, signatures)``, which completes the record, applies
   it, and returns ``PersistRecord`` (make it durable first) then the
   ``Notify*`` answers. ``handle`` refuses to run while a SignRecord is open.
+  For a batch of transfers the shell may instead ``apply_before_signing``
+  each record of entries and, once the batch is decided, sign every record at
+  once (``unsigned_requests``, ``sign_applied``): decisions never read a
+  validator signature, and nothing is persisted or read before the signatures.
 - State changes only through ``apply(record)`` with complete records: the
   live path (``apply_signed``) and replay of the log use it alike, and replay
   never needs the key. Records hold outcomes, so replay never re-decides.
@@ -42,12 +46,13 @@ Theory of operation:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from node.codec import DecodeError
 from node.ledger.chain import ChainEntry, EntryBody, nonce_account
 from node.ledger.codec import (
+    ToSign,
     attributes_problem,
     domain_of,
     issuer_of,
@@ -183,6 +188,8 @@ class Books:
         self._state = BooksState(validator_name)
         self._open: Record | None = None  # emitted by handle, not yet signed and applied
         self._signer_checked = False  # the shell's signatures were checked against our key
+        # Applied before their signatures (apply_before_signing), in order.
+        self._unsigned: list[EntriesAppended] = []
 
     @classmethod
     def from_snapshot(
@@ -199,6 +206,7 @@ class Books:
 
     def to_snapshot(self) -> dict[str, Any]:
         assert self._open is None, "a record is waiting for its signatures"
+        assert not self._unsigned, "entries are waiting for their signatures"
         return state_to_snapshot(self._state)
 
     def set_daily_limits(self, daily_limits: Mapping[str, int]) -> None:
@@ -223,19 +231,54 @@ class Books:
         """Complete the open record with the node key's ``signatures`` of its
         ``to_sign``, apply it, and return [PersistRecord, Notify*]."""
         assert record is self._open, "apply_signed takes the record of the last SignRecord"
+        assert not self._unsigned, "sign_applied what was applied before signing first"
         requests = record.to_sign()
         assert len(signatures) == len(requests), "one signature per item to sign"
-        # The shell's first signature is checked: a shell signing with the wrong
-        # key is caught on its first record. The key cannot change afterwards,
-        # and a verify per record would cost as much as the customer's.
-        if requests and not self._signer_checked:
-            first = requests[0]
-            assert verify(self._key, first.kind, first.payload, signatures[0]), "not our key"
-            self._signer_checked = True
+        if requests:
+            self._check_signer(requests[0], signatures[0])
         complete = record.signed(signatures)
         self._open = None
         self.apply(complete)
         return [PersistRecord(complete), self._notice(complete)]
+
+    def _check_signer(self, request: ToSign, signature: bytes) -> None:
+        # The shell's first signature is checked: a shell signing with the wrong
+        # key is caught on its first record. The key cannot change afterwards,
+        # and a verify per record would cost as much as the customer's.
+        if not self._signer_checked:
+            assert verify(self._key, request.kind, request.payload, signature), "not our key"
+            self._signer_checked = True
+
+    # --- many instructions, signed together ----------------------------------------------
+
+    def apply_before_signing(self, record: Record) -> None:
+        """Apply the open record of entries now, and sign it with the others later
+        (``sign_applied``), so the shell decides a batch's instructions one after
+        the other and signs them all at once, on every core. Decisions read
+        balances, nonces and heads (entry hashes), never a validator signature;
+        until ``sign_applied`` no record is persisted and the chains are not read."""
+        assert record is self._open and isinstance(record, EntriesAppended), "entries only"
+        self._open = None
+        self.apply(record.signed((b"",)))  # the signature is filled in by sign_applied
+        self._unsigned.append(record)
+
+    def unsigned_requests(self) -> list[ToSign]:
+        """What to sign, one item per record applied before signing, in order."""
+        return [record.to_sign()[0] for record in self._unsigned]
+
+    def sign_applied(self, signatures: Sequence[bytes]) -> list[Effect]:
+        """Complete the records applied before signing with the node key's
+        ``signatures`` of ``unsigned_requests()``: [PersistRecord, NotifyAppended]
+        per record, in the order they were decided."""
+        records, self._unsigned = self._unsigned, []
+        assert len(signatures) == len(records), "one signature per record"
+        effects: list[Effect] = []
+        for record, signature in zip(records, signatures, strict=True):
+            self._check_signer(record.to_sign()[0], signature)
+            complete = record.signed((signature,))
+            self._state.sign_entries(complete.entries())
+            effects += [PersistRecord(complete), self._notice(complete)]
+        return effects
 
     def apply(self, record: Record) -> None:
         """The only way the state changes: a complete record, live or replayed."""
@@ -306,11 +349,13 @@ class Books:
     ) -> list[ChainEntry]:
         """At most ``limit`` entries of the chain from ``from_seq``."""
         assert 0 < limit <= CHAIN_ENTRIES_PER_PULL_MAX and from_seq >= 0
+        assert not self._unsigned, "entries are waiting for their signatures"
         return self._state.chains.get(ubi, [])[from_seq : from_seq + limit]
 
     def chain_file(self, ubi: str) -> ChainFile:
         """The whole chain of ``ubi`` with what a reader needs to verify it."""
         assert ubi in self._state.chains, ubi
+        assert not self._unsigned, "entries are waiting for their signatures"
         user = self._state.users.get(ubi)
         federation = None if user is None else user.federation
         return ChainFile(self._key, federation, tuple(self._state.chains[ubi]))

@@ -28,6 +28,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from node.ledger.chain import (
@@ -281,6 +282,14 @@ class BooksState:
             if not low <= balance <= high:
                 return f"{uai} balance {balance} out of range"
         return None
+
+    def sign_entries(self, entries: Sequence[ChainEntry]) -> None:
+        """Put signed entries in place of the same entries applied before their
+        signature (``Books.apply_before_signing``)."""
+        for entry in entries:
+            chain = self.chains[entry.ubi]
+            assert chain[entry.seq].body is entry.body, "the entry applied before signing"
+            chain[entry.seq] = entry
 
     def absorb(self, entry: ChainEntry, *, count: bool = True) -> None:
         """Append a fitting entry and update everything derived from it.
