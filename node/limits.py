@@ -85,6 +85,7 @@ INSTRUCTION_BYTES_MAX = 1024  # a signed user or issuer instruction
 ASSETS_PER_ENTRY_MAX = 4  # balance changes one chain entry may carry
 CHAIN_ENTRY_BYTES_MAX = 4 * 1024
 ENTRIES_PER_RECORD_MAX = 2  # an instruction touches one chain (a hold) or two (a transfer)
+BATCH_PATH_STEPS_MAX = 16  # steps from a record to the signed root of its batch (2^16 records)
 CHAIN_ENTRIES_PER_PULL_MAX = 50  # entries one chain pull returns: one API frame
 CHAIN_FILE_ENTRIES_MAX = 1_000_000
 CHAIN_FILE_BYTES_MAX = 1024 * 1024 * 1024
@@ -242,6 +243,7 @@ OFFERS_OPEN_PER_USER_MAX = 100  # open offers (reservations) of one customer
 assert 0 < OFFERS_OPEN_PER_USER_MAX <= CHAIN_FILE_ENTRIES_MAX  # each opens with an entry
 # --- end OFFERS-BOOKS
 assert LEDGER_TRANSFERS_PER_REQUEST_MAX * (INSTRUCTION_BYTES_MAX + 16) < API_FRAME_BYTES_MAX
+assert LEDGER_TRANSFERS_PER_REQUEST_MAX <= 2**BATCH_PATH_STEPS_MAX  # a request's batch fits
 
 # --- unsettled-exchange claims (node/offers/unsettled.py) OFFERS-UNSETTLED -----------------
 EXCHANGE_UNSETTLED_BYTES_MAX = 8 * 1024  # a claim file: offer, take, acceptance, preimage

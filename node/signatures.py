@@ -52,6 +52,7 @@ KIND_LEDGER_RELEASE = b"ledger-release"  # a validator gives a payer's held fund
 KIND_LEDGER_CREDIT = b"ledger-credit"  # a validator credits a payee paid over the mesh
 KIND_CHAIN_ENTRY = b"chain-entry"  # a validator makes an account-chain entry final
 KIND_CHAIN_RECORD = b"chain-record"  # ... or all the entries of one instruction at once
+KIND_CHAIN_BATCH = b"chain-batch"  # ... or the records of a batch, by their Merkle root
 KIND_ROUTE_ANNOUNCEMENT = b"route-announcement"  # a validator announces a trust edge
 KIND_OFFER = b"offer"  # a maker offers to sell one asset for another
 KIND_OFFER_CANCEL = b"offer-cancel"  # a maker withdraws its offer

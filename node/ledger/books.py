@@ -13,9 +13,10 @@ Theory of operation:
   it, and returns ``PersistRecord`` (make it durable first) then the
   ``Notify*`` answers. ``handle`` refuses to run while a SignRecord is open.
   For a batch of transfers the shell may instead ``apply_before_signing``
-  each record of entries and, once the batch is decided, sign every record at
-  once (``unsigned_requests``, ``sign_applied``): decisions never read a
-  validator signature, and nothing is persisted or read before the signatures.
+  each record of entries and, once the batch is decided, sign them all with
+  one signature over the Merkle root of their records (``batch_request``,
+  ``sign_applied``): decisions never read a validator signature, and nothing
+  is persisted or read before the signature.
 - State changes only through ``apply(record)`` with complete records: the
   live path (``apply_signed``) and replay of the log use it alike, and replay
   never needs the key. Records hold outcomes, so replay never re-decides.
@@ -46,11 +47,19 @@ Theory of operation:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from node.codec import DecodeError
-from node.ledger.chain import ChainEntry, EntryBody, nonce_account
+from node.ledger.chain import (
+    ChainEntry,
+    EntryBody,
+    batch_leaf,
+    batch_root,
+    batch_signing_request,
+    batch_tree,
+    nonce_account,
+)
 from node.ledger.codec import (
     ToSign,
     attributes_problem,
@@ -188,8 +197,10 @@ class Books:
         self._state = BooksState(validator_name)
         self._open: Record | None = None  # emitted by handle, not yet signed and applied
         self._signer_checked = False  # the shell's signatures were checked against our key
-        # Applied before their signatures (apply_before_signing), in order.
+        # Applied before their signatures (apply_before_signing), in order, and
+        # their paths to the root batch_request made.
         self._unsigned: list[EntriesAppended] = []
+        self._batch: list[tuple[bytes, ...]] | None = None
 
     @classmethod
     def from_snapshot(
@@ -262,20 +273,34 @@ class Books:
         self.apply(record.signed((b"",)))  # the signature is filled in by sign_applied
         self._unsigned.append(record)
 
-    def unsigned_requests(self) -> list[ToSign]:
-        """What to sign, one item per record applied before signing, in order."""
-        return [record.to_sign()[0] for record in self._unsigned]
+    def batch_request(self) -> ToSign | None:
+        """What to sign for every record applied before signing: one record's own
+        request, or the Merkle root of theirs (``chain-batch``); None if none."""
+        self._batch = None
+        leaves = [batch_leaf(record.to_sign()[0]) for record in self._unsigned]
+        if len(leaves) < 2:
+            return self._unsigned[0].to_sign()[0] if leaves else None
+        root, paths = batch_tree(leaves)
+        self._batch = paths
+        return batch_signing_request(root)
 
-    def sign_applied(self, signatures: Sequence[bytes]) -> list[Effect]:
+    def sign_applied(self, signature: bytes | None) -> list[Effect]:
         """Complete the records applied before signing with the node key's
-        ``signatures`` of ``unsigned_requests()``: [PersistRecord, NotifyAppended]
+        ``signature`` of ``batch_request()``: [PersistRecord, NotifyAppended]
         per record, in the order they were decided."""
         records, self._unsigned = self._unsigned, []
-        assert len(signatures) == len(records), "one signature per record"
+        paths, self._batch = self._batch or [() for _ in records], None
+        assert len(paths) == len(records), "batch_request before sign_applied"
+        if not records:
+            return []
+        assert signature is not None
+        request = records[0].to_sign()[0]
+        if len(records) > 1:
+            request = batch_signing_request(batch_root(batch_leaf(request), paths[0]))
+        self._check_signer(request, signature)
         effects: list[Effect] = []
-        for record, signature in zip(records, signatures, strict=True):
-            self._check_signer(record.to_sign()[0], signature)
-            complete = record.signed((signature,))
+        for record, path in zip(records, paths, strict=True):
+            complete = record.signed((signature,), path)
             self._state.sign_entries(complete.entries())
             effects += [PersistRecord(complete), self._notice(complete)]
         return effects

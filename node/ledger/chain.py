@@ -14,9 +14,16 @@ Rules:
   payee's) is signed once for both: each entry carries ``record_hashes``, the
   hashes of all the entries of its instruction in ``chains_of`` order (its
   own among them), and the validator signs SHA-256 of their concatenation
-  (kind ``chain-record``). Either way an entry is final when the validator
-  has signed it, and one entry with its signature proves it on its own: the
-  other chain's entry appears only as a hash.
+  (kind ``chain-record``). A batch of records (a ``ledger_transfers``
+  request) may be signed once: each record's leaf is SHA-256(0x00, kind, 0x00,
+  what it would have signed alone), the validator signs the Merkle root of
+  the leaves (kind ``chain-batch``; a node is SHA-256(0x01, left, right), an
+  odd one out goes up as it is), and every entry carries ``batch_path``, the
+  siblings from its record's leaf to the root (a side byte, 0 when the
+  sibling is on the left, then its hash). Either way an entry is final when
+  the validator has signed it, and one entry with its signature proves it on
+  its own: the other chain's entry and the batch's other records appear only
+  as hashes.
 - Who signs the instruction: the payer for a ``Transfer`` (on the payer's
   debit and on the payee's credit alike), the maker for an ``Offer``, the
   taker for a ``Take`` (on the maker's chain too), the issuing validator for
@@ -100,12 +107,13 @@ from node.ledger.signed import (
 from node.limits import (
     AMOUNT_MAX,
     ASSETS_PER_ENTRY_MAX,
+    BATCH_PATH_STEPS_MAX,
     CHAIN_ENTRY_BYTES_MAX,
     ENTRIES_PER_RECORD_MAX,
     HASH_BYTES,
     SIGNATURE_BYTES,
 )
-from node.signatures import KIND_CHAIN_ENTRY, KIND_CHAIN_RECORD, sha256, verify
+from node.signatures import KIND_CHAIN_BATCH, KIND_CHAIN_ENTRY, KIND_CHAIN_RECORD, sha256, verify
 
 AssetAmounts = tuple[tuple[str, int], ...]
 """(uai, amount) pairs sorted by uai, each uai once."""
@@ -122,13 +130,13 @@ _BODY_FIELDS = (
     "appended_at_ms",
 )
 _ENTRY_FIELDS = frozenset({*_BODY_FIELDS, "validator_signature"})
-_ENTRY_OPTIONAL_FIELDS = frozenset({"record_hashes"})
+_ENTRY_OPTIONAL_FIELDS = frozenset({"record_hashes", "batch_path"})
 # An entry's bytes are its body's map grown by these fields (ChainEntry.encoded).
-_ENTRY_HEADER = map_header(len(_BODY_FIELDS) + 1)
-_ENTRY_HEADER_WITH_HASHES = map_header(len(_BODY_FIELDS) + 2)
 _BODY_HEADER = map_header(len(_BODY_FIELDS))
 _HASHES_KEY = pack("record_hashes")
+_PATH_KEY = pack("batch_path")
 _SIGNATURE_KEY = pack("validator_signature")
+_PATH_STEP_BYTES = 1 + HASH_BYTES  # a side byte, then the sibling's hash
 
 
 def record_root(hashes: Sequence[bytes]) -> bytes:
@@ -138,6 +146,51 @@ def record_root(hashes: Sequence[bytes]) -> bytes:
 
 def record_signing_request(hashes: Sequence[bytes]) -> ToSign:
     return ToSign(KIND_CHAIN_RECORD, record_root(hashes))
+
+
+# --- batches: one signature over a Merkle root of many records -----------------------------
+
+
+def batch_leaf(request: ToSign) -> bytes:
+    """A record's leaf: what it would have signed alone, its kind included."""
+    return sha256(b"\x00" + request.kind + b"\x00" + request.payload)
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return sha256(b"\x01" + left + right)
+
+
+def batch_tree(leaves: Sequence[bytes]) -> tuple[bytes, list[tuple[bytes, ...]]]:
+    """The root over ``leaves`` (at least two) and each leaf's path to it."""
+    assert len(leaves) >= 2
+    paths: list[list[bytes]] = [[] for _ in leaves]
+    positions = list(range(len(leaves)))  # each leaf's ancestor in ``level``
+    level = list(leaves)
+    while len(level) > 1:
+        for leaf, position in enumerate(positions):
+            sibling = position ^ 1
+            if sibling < len(level):  # else the odd one out: no step at this level
+                side = b"\x00" if sibling < position else b"\x01"
+                paths[leaf].append(side + level[sibling])
+            positions[leaf] = position // 2
+        level = [
+            _node(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
+            for i in range(0, len(level), 2)
+        ]
+    return level[0], [tuple(path) for path in paths]
+
+
+def batch_root(leaf: bytes, path: Sequence[bytes]) -> bytes:
+    """The root a leaf's path leads to."""
+    node = leaf
+    for step in path:
+        sibling = step[1:]
+        node = _node(sibling, node) if step[0] == 0 else _node(node, sibling)
+    return node
+
+
+def batch_signing_request(root: bytes) -> ToSign:
+    return ToSign(KIND_CHAIN_BATCH, root)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +242,8 @@ class ChainEntry:
     validator_signature: bytes
     # With a signature for the whole instruction: the hashes of its entries.
     record_hashes: tuple[bytes, ...] = ()
+    # With a signature for a whole batch: the path from the record to its root.
+    batch_path: tuple[bytes, ...] = ()
 
     @property
     def ubi(self) -> str:
@@ -201,35 +256,43 @@ class ChainEntry:
     def entry_hash(self) -> bytes:
         return self.body.entry_hash()
 
+    def record_request(self) -> ToSign:
+        """What the validator signs for this entry's record alone."""
+        if not self.record_hashes:
+            return self.body.signing_request()
+        return record_signing_request(self.record_hashes)
+
     def signed_by(self, validator_key: bytes) -> bool:
-        hashes = self.record_hashes
-        if not hashes:
-            return verify(
-                validator_key, KIND_CHAIN_ENTRY, self.entry_hash(), self.validator_signature
-            )
-        if self.entry_hash() not in hashes:
+        if self.record_hashes and self.entry_hash() not in self.record_hashes:
             return False
-        root = record_root(hashes)
-        return verify(validator_key, KIND_CHAIN_RECORD, root, self.validator_signature)
+        request = self.record_request()
+        if self.batch_path:
+            request = batch_signing_request(batch_root(batch_leaf(request), self.batch_path))
+        return verify(validator_key, request.kind, request.payload, self.validator_signature)
 
     def to_wire(self) -> dict[str, Any]:
         wire = self.body.to_wire()
         if self.record_hashes:
             wire["record_hashes"] = list(self.record_hashes)
+        if self.batch_path:
+            wire["batch_path"] = list(self.batch_path)
         # The signature comes last, so an entry cut short always lacks it.
         wire["validator_signature"] = self.validator_signature
         return wire
 
     def encoded(self) -> bytes:
         """``pack(self.to_wire())``, byte for byte, from the body's bytes: the
-        same map with one or two more pairs at its end."""
+        same map with up to three more pairs at its end."""
         body = self.body.packed
         assert body.startswith(_BODY_HEADER)
-        signature = (_SIGNATURE_KEY, pack(self.validator_signature))
-        if not self.record_hashes:
-            return b"".join((_ENTRY_HEADER, body[len(_BODY_HEADER) :], *signature))
-        hashes = (_HASHES_KEY, pack(list(self.record_hashes)))
-        return b"".join((_ENTRY_HEADER_WITH_HASHES, body[len(_BODY_HEADER) :], *hashes, *signature))
+        parts = [b"", body[len(_BODY_HEADER) :]]
+        if self.record_hashes:
+            parts += (_HASHES_KEY, pack(list(self.record_hashes)))
+        if self.batch_path:
+            parts += (_PATH_KEY, pack(list(self.batch_path)))
+        parts += (_SIGNATURE_KEY, pack(self.validator_signature))
+        parts[0] = map_header(len(_BODY_FIELDS) + (len(parts) - 2) // 2)
+        return b"".join(parts)
 
 
 def _asset_amounts(value: object, name: str) -> AssetAmounts:
@@ -274,7 +337,17 @@ def entry_from_wire(obj: object) -> ChainEntry:
         record_hashes = tuple(require_bytes(item, "record hash", HASH_BYTES) for item in items)
         if body.entry_hash() not in record_hashes:
             raise DecodeError("bad-field", "record_hashes must include the entry's own hash")
-    return ChainEntry(body, signature, record_hashes)
+    batch_path: tuple[bytes, ...] = ()
+    if "batch_path" in fields:
+        steps = require_list(fields["batch_path"], "batch_path", BATCH_PATH_STEPS_MAX)
+        if not steps:
+            raise DecodeError("bad-field", "batch_path has one step or more")
+        batch_path = tuple(
+            require_bytes(step, "batch path step", _PATH_STEP_BYTES) for step in steps
+        )
+        if any(step[0] not in (0, 1) for step in batch_path):
+            raise DecodeError("bad-field", "a batch path step starts with its side, 0 or 1")
+    return ChainEntry(body, signature, record_hashes, batch_path)
 
 
 def encode_entry(entry: ChainEntry) -> bytes:

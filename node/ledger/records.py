@@ -138,10 +138,13 @@ class EntriesAppended:
     the debited chain's first, then the credited one's (a hold or a release
     touches only the payer's chain). ``signatures``: the validator's, once
     signed: one over the entries' hashes together (``record_hashes``), or, as
-    logs written before that hold, one per entry."""
+    logs written before that hold, one per entry. ``batch_path``: when that
+    one signature is over the Merkle root of a batch of records, the record's
+    path to it (docs/LEDGER.md)."""
 
     bodies: tuple[EntryBody, ...]
     signatures: tuple[bytes, ...] = ()
+    batch_path: tuple[bytes, ...] = ()
     # The signed entries, built once: applying, answering and logging all read them.
     _entries: tuple[ChainEntry, ...] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -154,20 +157,25 @@ class EntriesAppended:
             return (self.bodies[0].signing_request(),)
         return (record_signing_request([body.entry_hash() for body in self.bodies]),)
 
-    def signed(self, signatures: tuple[bytes, ...]) -> EntriesAppended:
+    def signed(
+        self, signatures: tuple[bytes, ...], batch_path: tuple[bytes, ...] = ()
+    ) -> EntriesAppended:
         assert len(signatures) == 1
-        return replace(self, signatures=signatures)
+        return replace(self, signatures=signatures, batch_path=batch_path)
 
     def entries(self) -> tuple[ChainEntry, ...]:
         entries = self._entries
         if entries is None:
             bodies, signatures = self.bodies, self.signatures
+            path = self.batch_path
             if len(bodies) > 1 and len(signatures) == 1:
                 hashes = tuple(body.entry_hash() for body in bodies)
-                entries = tuple(ChainEntry(body, signatures[0], hashes) for body in bodies)
+                entries = tuple(ChainEntry(body, signatures[0], hashes, path) for body in bodies)
             else:
                 assert len(signatures) == len(bodies), "an unsigned record"
-                entries = tuple(map(ChainEntry, bodies, signatures))
+                assert not path or len(bodies) == 1, "a batch path, one signature per record"
+                pairs = zip(bodies, signatures, strict=True)
+                entries = tuple(ChainEntry(body, sig, (), path) for body, sig in pairs)
             object.__setattr__(self, "_entries", entries)
         return entries
 
@@ -230,14 +238,19 @@ def _entries_appended(fields: dict[str, Any]) -> EntriesAppended:
         raise DecodeError("bad-field", "the entries of one instruction on two chains")
     bodies = tuple(entry.body for entry in entries)
     hashes = tuple(body.entry_hash() for body in bodies)
+    path = first.batch_path
+    if any(entry.batch_path != path for entry in entries):
+        raise DecodeError("bad-field", "the entries of one record carry one batch path")
     if all(entry.record_hashes == hashes for entry in entries) and len(entries) > 1:
         signatures = {entry.validator_signature for entry in entries}
         if len(signatures) != 1:
             raise DecodeError("bad-field", "the entries of one record carry one signature")
-        return EntriesAppended(bodies, (first.validator_signature,))
+        return EntriesAppended(bodies, (first.validator_signature,), path)
     if any(entry.record_hashes for entry in entries):
         raise DecodeError("bad-field", "record_hashes must list the record's entries in order")
-    return EntriesAppended(bodies, tuple(entry.validator_signature for entry in entries))
+    if path and len(entries) > 1:
+        raise DecodeError("bad-field", "a batch path needs one signature for the record")
+    return EntriesAppended(bodies, tuple(entry.validator_signature for entry in entries), path)
 
 
 _FIELDS: dict[str, frozenset[str]] = {

@@ -5,14 +5,19 @@ from __future__ import annotations
 import pytest
 
 from node.ledger import (
+    Books,
+    EntriesAppended,
     NotifyAppended,
     NotifyRefused,
     PersistRecord,
     ReceiveTransfer,
     SignRecord,
+    record_from_wire,
 )
+from node.signatures import KIND_CHAIN_BATCH
 from node.state import ledger_log_record
-from tests.unit.test_ledger_support import Shell, bank_with_users
+from node.wire import unpack
+from tests.unit.test_ledger_support import VALIDATOR, Shell, bank_with_users
 
 ALICE, BOB, CAROL = "alice@bank-a.test", "bob@bank-a.test", "carol@bank-a.test"
 
@@ -24,7 +29,7 @@ def batch(shell: Shell) -> list[ReceiveTransfer]:
     return inputs
 
 
-def test_signing_a_batch_after_deciding_it_gives_the_same_books_and_log() -> None:
+def test_a_batch_decided_then_signed_once_ends_as_one_by_one_each_entry_proving_itself() -> None:
     one_by_one = bank_with_users(ALICE, BOB, CAROL, funds=100)
     later = bank_with_users(ALICE, BOB, CAROL, funds=100)
     inputs = batch(one_by_one)
@@ -38,17 +43,26 @@ def test_signing_a_batch_after_deciding_it_gives_the_same_books_and_log() -> Non
         else:
             assert isinstance(effect, NotifyRefused)
             outcomes.append(effect.reason)
-    requests = later.books.unsigned_requests()
-    signatures = [later.key.sign(r.kind, r.payload) for r in requests]
-    done = later.books.sign_applied(signatures)
-    logged = [ledger_log_record(e.record) for e in done if isinstance(e, PersistRecord)]
-    appended = [e.entries for e in done if isinstance(e, NotifyAppended)]
+    request = later.books.batch_request()
+    assert request is not None and request.kind == KIND_CHAIN_BATCH
+    done = later.books.sign_applied(later.key.sign(request.kind, request.payload))
+    records = [e.record for e in done if isinstance(e, PersistRecord)]
+    assert all(isinstance(r, EntriesAppended) for r in records)
     refusals = [[e.reason for e in effects if isinstance(e, NotifyRefused)] for effects in expected]
     assert outcomes == [reasons[0] if reasons else "signed later" for reasons in refusals]
     assert "insufficient-funds" in outcomes and "replay" in outcomes
-    assert logged == [ledger_log_record(r) for r in one_by_one.log[-len(logged) :]]
-    assert later.books.to_snapshot() == one_by_one.books.to_snapshot()
-    assert all(entry.signed_by(later.key.public_key) for entries in appended for entry in entries)
+    # The same entries as one by one; one signature for all of them, each entry
+    # proving itself with its path; the log replays to the same Books.
+    alone = one_by_one.log[-len(records) :]
+    assert [getattr(r, "bodies", None) for r in records] == [getattr(r, "bodies", 0) for r in alone]
+    entries = [entry for e in done if isinstance(e, NotifyAppended) for entry in e.entries]
+    assert len({entry.validator_signature for entry in entries}) == 1
+    assert all(entry.signed_by(later.key.public_key) and entry.batch_path for entry in entries)
+    replayed = Books(VALIDATOR, later.key.public_key, later.daily_limits)
+    for record in [*later.log, *records]:
+        replayed.apply(record_from_wire(unpack(ledger_log_record(record), 1 << 20)["r"]))
+    assert replayed.to_snapshot() == later.books.to_snapshot()
+    assert later.books.balances(CAROL) == one_by_one.books.balances(CAROL)
 
 
 def test_nothing_reads_or_persists_entries_before_their_signatures() -> None:
