@@ -289,10 +289,11 @@ class Books:
         ``signature`` of ``batch_request()``: [PersistRecord, NotifyAppended]
         per record, in the order they were decided."""
         records, self._unsigned = self._unsigned, []
-        paths, self._batch = self._batch or [() for _ in records], None
-        assert len(paths) == len(records), "batch_request before sign_applied"
+        batch, self._batch = self._batch, None
         if not records:
             return []
+        paths = [()] if len(records) == 1 else batch
+        assert paths is not None and len(paths) == len(records), "batch_request, then this"
         assert signature is not None
         request = records[0].to_sign()[0]
         if len(records) > 1:
