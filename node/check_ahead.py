@@ -85,8 +85,9 @@ class CheckAhead:
         if self._bytes_ahead + size > self._bytes_ahead_max:
             return False
         try:
-            self._to_child.write(_LENGTH.pack(len(frame)) + frame)
-            self._to_child.flush()
+            data = memoryview(_LENGTH.pack(len(frame)) + frame)
+            while data:  # the pipe is unbuffered: a write may take part of it
+                data = data[os.write(self._to_child.fileno(), data) :]
         except OSError as error:
             self._break(f"cannot write to the checker: {error}")
             return False
