@@ -58,6 +58,7 @@ log = structlog.get_logger("ledgermesh.check_ahead")
 
 _LENGTH = struct.Struct(">I")
 _F_SETPIPE_SZ, _F_GETPIPE_SZ = 1031, 1032  # Linux fcntl: a pipe's size
+_PAGE_BYTES = 4096  # a pipe's buffers are pages
 
 
 class CheckAhead:
@@ -81,7 +82,8 @@ class CheckAhead:
         if self.broken:
             return False
         frame = pack(list(batch))
-        size = _LENGTH.size + len(frame)
+        # A pipe holds whole pages: count the pages a frame may take, not bytes.
+        size = (-(-(_LENGTH.size + len(frame)) // _PAGE_BYTES) + 1) * _PAGE_BYTES
         if self._bytes_ahead + size > self._bytes_ahead_max:
             return False
         try:
@@ -140,7 +142,10 @@ class CheckAhead:
         """``size`` bytes from the child, fewer at its end; TimeoutError at ``deadline``."""
         chunks: list[bytes] = []
         while size > 0:
-            ready, _, _ = select.select([self._from_child], [], [], deadline - time.monotonic())
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([self._from_child], [], [], remaining)
             if not ready:
                 raise TimeoutError
             chunk = os.read(self._from_child.fileno(), size)

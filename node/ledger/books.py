@@ -288,8 +288,9 @@ class Books:
         """Complete the records applied before signing with the node key's
         ``signature`` of ``batch_request()``: [PersistRecord, NotifyAppended]
         per record, in the order they were decided."""
-        records, self._unsigned = self._unsigned, []
-        batch, self._batch = self._batch, None
+        # Every check before anything changes: on a failure the entries stay
+        # unsigned, so no snapshot can be written from these Books.
+        records, batch = self._unsigned, self._batch
         if not records:
             return []
         paths = [()] if len(records) == 1 else batch
@@ -299,6 +300,7 @@ class Books:
         if len(records) > 1:
             request = batch_signing_request(batch_root(batch_leaf(request), paths[0]))
         self._check_signer(request, signature)
+        self._unsigned, self._batch = [], None
         effects: list[Effect] = []
         for record, path in zip(records, paths, strict=True):
             complete = record.signed((signature,), path)
