@@ -69,7 +69,7 @@ from node.limits import API_FRAME_BYTES_MAX, CHAIN_ENTRIES_PER_PULL_MAX
 from node.signatures import remember_valid
 from node.state import NodeState, ledger_log_record
 from node.verify_pool import verify_all
-from node.wire import DecodeError, Resolve, Resolved, unpack
+from node.wire import DecodeError, Resolve, Resolved, pack, unpack
 
 Outbox = Callable[[bytes, Resolve | Resolved], None]
 Reply = Callable[[bytes, int, Any, ApiError | None], None]
@@ -376,8 +376,15 @@ class AccountsDesk:
                     reply(waiting.client_key, waiting.request_id, answer, None)
 
 
+_BATCH_OP = pack("ledger_transfers")
+
+
 def _batched_instructions(payload: bytes) -> list[bytes] | None:
-    """The raw instructions of a ``ledger_transfers`` request, or None."""
+    """The raw instructions of a ``ledger_transfers`` request, or None. Other
+    requests are passed over without decoding them (one that spells its op in
+    an unusual encoding is just checked in-process)."""
+    if _BATCH_OP not in payload:
+        return None
     try:
         request = decode_request(payload)
     except ApiError:

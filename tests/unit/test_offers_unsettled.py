@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from node.offers.unsettled import (
     unsettled_problem,
 )
 from node.signatures import NodeKey, sha256
+from tests.unit import test_sim_offers
 from tests.unit.test_offers_support import (
     BUY,
     MAKER,
@@ -232,25 +232,8 @@ def test_take_records_with_and_without_the_offer_replay() -> None:
         exchange_record_from_wire(_take_record(offer=SIGNED_TAKE.to_wire()))
 
 
-@pytest.fixture(scope="module")
-def traded() -> Iterator[Any]:
-    """Six simulated nodes in a ring that made and took offers for 30 s."""
-    from simulations.faults import FaultRates
-    from simulations.options import SimulationOptions
-    from simulations.simulator import Simulation
-    from simulations.specs import parse_topology, parse_workload
-
-    options = SimulationOptions(
-        seed=3,
-        nodes=6,
-        topology=parse_topology("ring"),
-        duration_ms=30_000,
-        rates=FaultRates(loss=0.0, duplicate=0.0, delay_ms=(5, 50), partitions=0, crashes=0),
-        workload=parse_workload("offers:rate=3,takes=4,cancel=0.3"),
-    )
-    simulation = Simulation(options)
-    assert simulation.run().violation is None
-    yield simulation
+# The six-node ring that made, cancelled and took offers (tests/unit/test_sim_offers.py).
+traded = test_sim_offers.traded
 
 
 def test_a_real_takers_status_makes_a_claim_that_the_secret_answers(traded: Any) -> None:
