@@ -62,6 +62,7 @@ KIND_OFFER_UNFILL = b"offer-unfill"  # a validator returns a carved hold to its 
 KIND_OFFER_CLOSE = b"offer-close"  # a validator closes a reservation, the rest to the maker
 KIND_OFFER_STATUS = b"offer-status"  # a validator states what is left of an offer
 KIND_OFFER_ACCEPTANCE = b"offer-acceptance"  # the maker's validator accepts one take
+KIND_OFFER_LEG_A_HELD = b"offer-leg-a-held"  # the maker's validator holds a take's leg A
 KIND_TAKE_FORWARD = b"take-forward"  # the taker's validator sends a take towards the maker's
 KIND_VALIDATOR_ENDORSEMENT = b"validator-endorsement"  # a validator vouches for another's key
 
