@@ -257,6 +257,12 @@ def claim_of_status(status: dict[str, Any]) -> bytes:
         )
     if state == "settled":
         raise CommandError(f"take {take_id[:16]} is settled: nothing to claim")
+    if status.get("held") is None:
+        raise CommandError(
+            f"take {take_id[:16]} ({state}): the maker's validator never confirmed your "
+            "leg A held, so it owes nothing yet (leg A did not reach it, or it stalled "
+            "before taking it); your hold is released when leg A fails or expires"
+        )
     if status.get("take") is None or status.get("offer") is None:
         raise CommandError(
             f"take {take_id[:16]}: your validator did not keep the maker's signed offer "
@@ -266,6 +272,7 @@ def claim_of_status(status: dict[str, Any]) -> bytes:
         bytes.fromhex(status["offer"]),
         bytes.fromhex(status["take"]),
         bytes.fromhex(status["acceptance"]),
+        bytes.fromhex(status["held"]),
     )
 
 
@@ -477,8 +484,8 @@ def register(
         offer,
         "claim",
         cmd_offer_claim,
-        "write your claim against a maker's validator that accepted your take and never"
-        " settled it (check it with: evidence check FILE)",
+        "write your claim against a maker's validator that accepted your take, confirmed"
+        " your payment held, and never settled (check it with: evidence check FILE)",
         user_key_required=True,
     )
     sub.add_argument("take_id", metavar="TAKE_ID", help="the take's id, 64 hex digits")

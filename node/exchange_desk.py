@@ -14,8 +14,11 @@ binds both legs to h = sha256(s) (docs/OFFERS.md, "Taking an offer"):
    starts leg A: a payment with condition h whose payee transfer outlives leg
    B's by EXCHANGE_LEG_A_FINAL_DELTA_MS.
 4. M (``on_held``): leg A is held and cannot be taken back before its expiry;
-   M pays leg B from the carved hold, first hop expiring at least
-   EXCHANGE_CLAIM_MARGIN_MS before leg A's.
+   M signs and logs a receipt of it (LegAHeld: the taker's validator paid its
+   part), sends it back along the take's path, and pays leg B from the carved
+   hold, first hop expiring at least EXCHANGE_CLAIM_MARGIN_MS before leg A's.
+   T logs the receipt (with the acceptance, the taker's claim should M never
+   settle); T asks again with its TAKE until it has one.
 5. T's invoice accepts leg B with s (the taker is credited); s flows back to M;
    M's payment core accepts leg A with it (the maker is credited) and the
    carved hold settles. If leg B fails, M abandons leg A (T's payment fails,
@@ -54,13 +57,17 @@ from node.limits import (
 from node.offers.items import OFFER_KIND, decode_offer_body
 from node.offers.take import (
     Acceptance,
+    LegAHeld,
     SignedAcceptance,
+    SignedLegAHeld,
     TakeAnswer,
     TakeRequest,
     TakeReveal,
     acceptance_problem,
+    receipt_problem,
     settlement_horizon_ms,
     signed_acceptance_from_wire,
+    signed_leg_a_held_from_wire,
     take_forward_request,
     take_problem,
 )
@@ -75,7 +82,7 @@ from node.payments.events import (
     NotifyPayment,
     PaymentStatus,
 )
-from node.signatures import KIND_OFFER_ACCEPTANCE, sha256
+from node.signatures import KIND_OFFER_ACCEPTANCE, KIND_OFFER_LEG_A_HELD, sha256
 from node.units import unit_code
 from node.wire import PeerMessage, pack, unpack
 
@@ -266,7 +273,10 @@ class ExchangeDesk:
         exchange = self.state.exchanges.get(answer.take_id)
         if exchange is None or exchange.side != "taker" or exchange.state != "open":
             return
-        if exchange.acceptance is not None or exchange.error is not None:
+        if exchange.acceptance is not None:
+            self._on_receipt(exchange, answer.held)  # a repeated answer, perhaps with it
+            return
+        if exchange.error is not None:
             return  # a repeated answer
         take = exchange.terms
         if answer.acceptance is None:
@@ -286,6 +296,7 @@ class ExchangeDesk:
             return
         encoded = pack(answer.acceptance.to_wire())
         self.log({"k": "answer", "take_id": take.take_id, "acceptance": encoded, "error": None})
+        self._on_receipt(exchange, answer.held)
         unit_a, _ = self._units(take)
         assert exchange.preimage is not None
         self.feed(
@@ -302,6 +313,17 @@ class ExchangeDesk:
                 final_delta_ms=EXCHANGE_LEG_A_FINAL_DELTA_MS,
             )
         )
+
+    def _on_receipt(self, exchange: Exchange, held: SignedLegAHeld | None) -> None:
+        """T keeps M's receipt of leg A (after the acceptance it belongs to)."""
+        if held is None or exchange.held is not None or exchange.acceptance is None:
+            return
+        problem = receipt_problem(held, _acceptance_of(exchange).acceptance)
+        if problem is not None:
+            self.offers.refuse("exchange-bad-receipt", problem)
+            return
+        take_id = exchange.terms.take_id
+        self.log({"k": "held", "take_id": take_id, "receipt": pack(held.to_wire())})
 
     def _acceptance_problem(self, exchange: Exchange, signed: SignedAcceptance) -> str | None:
         acceptance = signed.acceptance
@@ -338,7 +360,7 @@ class ExchangeDesk:
             signed = decode_acceptance(known.acceptance)
             if known.state == "open":
                 self.feed(self._expectation(take, signed.acceptance))
-            answer = TakeAnswer(take.take_id, path, signed, None, "")
+            answer = TakeAnswer(take.take_id, path, signed, None, "", _receipt_of(known))
         else:
             answer = self._decide(request, now_ms)
         self.send(peer, answer)
@@ -416,7 +438,15 @@ class ExchangeDesk:
         except ApiError as error:
             return refuse(error.code, error.message)
         encoded = pack(signed_acceptance.to_wire())
-        self.log({"k": "accept", "i": request.take.to_wire(), "acceptance": encoded, "ms": now_ms})
+        self.log(
+            {
+                "k": "accept",
+                "i": request.take.to_wire(),
+                "acceptance": encoded,
+                "ms": now_ms,
+                "path": list(request.path),
+            }
+        )
         self.feed(self._expectation(take, acceptance))
         self.offers.announce_status(take.offer_id, now_ms)
         return TakeAnswer(take.take_id, request.path, signed_acceptance, None, "")
@@ -454,6 +484,8 @@ class ExchangeDesk:
             return
         _, unit_b = self._units(take)
         latest = notice.min_expires_at_ms - EXCHANGE_CLAIM_MARGIN_MS
+        if exchange.held is None:
+            self._sign_receipt(exchange, notice, latest, now_ms)
         self.feed(
             ActionPay(
                 take.payment_id,
@@ -468,6 +500,31 @@ class ExchangeDesk:
                 latest_expiry_ms=latest,
             )
         )
+
+    def _sign_receipt(
+        self, exchange: Exchange, notice: NotifyHeld, latest_ms: int, now_ms: int
+    ) -> None:
+        """M: leg A is held; sign that, log it and send it back along the take's path
+        (before leg B leaves: the pass's log goes first). A record from before
+        receipts has no path: T's repeated TAKE gets the receipt then."""
+        acceptance = _acceptance_of(exchange).acceptance
+        receipt = LegAHeld(
+            acceptance.offer_id,
+            acceptance.take_id,
+            self.config.name,
+            self.key.public_key,
+            acceptance.condition,
+            acceptance.pay,  # the expectation's amount: its held parts add up to it
+            notice.min_expires_at_ms,
+            latest_ms,
+            now_ms,
+        )
+        held = SignedLegAHeld(receipt, self.key.sign(KIND_OFFER_LEG_A_HELD, receipt.to_sign()))
+        take_id = acceptance.take_id
+        self.log({"k": "held", "take_id": take_id, "receipt": pack(held.to_wire())})
+        if len(exchange.path) >= 2 and exchange.path[-2] in self.peers:
+            answer = TakeAnswer(take_id, exchange.path, _acceptance_of(exchange), None, "", held)
+            self.send(exchange.path[-2], answer)
 
     def on_payment(self, notice: NotifyPayment, now_ms: int) -> None:
         """A leg's payment ended."""
@@ -536,6 +593,8 @@ class ExchangeDesk:
                 self._reveal(exchange, now_ms)
             if started or now_ms < exchange.started_ms + EXCHANGE_TAKE_TIMEOUT_MS:
                 waiting = exchange.acceptance is None and exchange.error is None
+                # Leg A is on its way: M's receipt of it may have been lost.
+                waiting = waiting or (started and exchange.held is None)
                 due = self.take_sent_ms.get(take.take_id, 0) + PAYMENT_INVOICE_RETRY_MS
                 if exchange.side == "taker" and waiting and now_ms >= due:
                     self._send_take(exchange, now_ms)  # repeated until answered
@@ -623,6 +682,7 @@ class ExchangeDesk:
             "amount": take.amount,
             "pay": take.pay,
             "acceptance": None if exchange.acceptance is None else exchange.acceptance.hex(),
+            "held": None if exchange.held is None else exchange.held.hex(),
             "take": pack(exchange.take.to_wire()).hex(),
             "offer": None if exchange.offer is None else pack(exchange.offer.to_wire()).hex(),
             "balances": self.books.balances(address),
@@ -673,6 +733,13 @@ def _take_id(payment_id: str) -> bytes:
 def decode_acceptance(encoded: bytes) -> SignedAcceptance:
     """An acceptance as this desk logs it (packed, checked when it arrived)."""
     return signed_acceptance_from_wire(unpack(encoded, API_FRAME_BYTES_MAX))
+
+
+def _receipt_of(exchange: Exchange) -> SignedLegAHeld | None:
+    """M's receipt of leg A as the desk logs it (checked when made or when it arrived)."""
+    if exchange.held is None:
+        return None
+    return signed_leg_a_held_from_wire(unpack(exchange.held, API_FRAME_BYTES_MAX))
 
 
 def _acceptance_of(exchange: Exchange) -> SignedAcceptance:

@@ -14,7 +14,12 @@ Rules:
   validator answered it (the signed acceptance, the taker's proof, or an
   error).
 - ``accept``: at the maker's validator, a take was accepted: the signed take
-  and our signed acceptance (in the log before the answer leaves).
+  and our signed acceptance (in the log before the answer leaves), and
+  (``path``, optional: older records lack it) the take's path, along which
+  the receipt of leg A goes back.
+- ``held``: M's signed receipt of a take's leg A (``node.offers.take``
+  LegAHeld), logged by M before leg B or the receipt leaves, and by T when it
+  arrives: the taker's claim needs it.
 - ``end``: an exchange ended, ``settled`` or ``failed`` with a reason.
 - Snapshots hold the records themselves (like payments), replayed on restore.
 - Pure: no I/O, no clock.
@@ -36,9 +41,10 @@ _FIELDS: dict[str, frozenset[str]] = {
     "take": frozenset({"k", "i", "preimage", "maker_validator", "path", "ms"}),
     "answer": frozenset({"k", "take_id", "acceptance", "error"}),
     "accept": frozenset({"k", "i", "acceptance", "ms"}),
+    "held": frozenset({"k", "take_id", "receipt"}),
     "end": frozenset({"k", "take_id", "state", "reason"}),
 }
-_OPTIONAL: dict[str, frozenset[str]] = {"take": frozenset({"offer"})}
+_OPTIONAL: dict[str, frozenset[str]] = {"take": frozenset({"offer"}), "accept": frozenset({"path"})}
 
 
 @dataclass(slots=True)
@@ -56,6 +62,7 @@ class Exchange:
     state: str = "open"  # open | settled | failed
     reason: str | None = None
     offer: SignedInstruction | None = None  # T: the maker's signed offer, if gossip had it
+    held: bytes | None = None  # M's signed receipt of leg A, encoded
 
     @property
     def terms(self) -> Take:
@@ -96,8 +103,14 @@ class ExchangeState:
             take = signed.instruction
             assert isinstance(take, Take)
             self.exchanges[take.take_id] = Exchange(
-                signed, "maker", record["ms"], acceptance=record["acceptance"]
+                signed,
+                "maker",
+                record["ms"],
+                path=tuple(record.get("path", ())),
+                acceptance=record["acceptance"],
             )
+        elif kind == "held":
+            self.exchanges[record["take_id"]].held = record["receipt"]
         else:
             exchange = self.exchanges[record["take_id"]]
             exchange.state = record["state"]
@@ -127,11 +140,7 @@ def exchange_record_from_wire(value: object) -> dict[str, Any]:
         signed_instruction_from_wire(value["i"])
         require_bytes(value["preimage"], "preimage", HASH_BYTES)
         require_str(value["maker_validator"], "maker_validator", NAME_LENGTH_MAX)
-        path = value["path"]
-        if type(path) is not list or not 2 <= len(path) <= PAYMENT_HOPS_MAX + 1:
-            raise DecodeError("bad-field", "path")
-        for hop in path:
-            require_str(hop, "path", NAME_LENGTH_MAX)
+        _path_of(value)
         require_int(value["ms"], "ms", 0, TIME_MS_MAX)
         _offer_of(value)
     elif kind == "answer":
@@ -145,6 +154,12 @@ def exchange_record_from_wire(value: object) -> dict[str, Any]:
         if type(value["acceptance"]) is not bytes:
             raise DecodeError("bad-field", "acceptance")
         require_int(value["ms"], "ms", 0, TIME_MS_MAX)
+        if "path" in value:
+            _path_of(value)
+    elif kind == "held":
+        require_bytes(value["take_id"], "take_id", HASH_BYTES)
+        if type(value["receipt"]) is not bytes:
+            raise DecodeError("bad-field", "receipt")
     else:
         require_bytes(value["take_id"], "take_id", HASH_BYTES)
         if value["state"] not in ("settled", "failed"):
@@ -157,3 +172,12 @@ def exchange_record_from_wire(value: object) -> dict[str, Any]:
 def _offer_of(record: dict[str, Any]) -> SignedInstruction | None:
     """A take record's signed offer, if it holds one. Raises DecodeError."""
     return signed_offer_from_wire(record["offer"]) if "offer" in record else None
+
+
+def _path_of(record: dict[str, Any]) -> None:
+    """A record's take path is 2..PAYMENT_HOPS_MAX + 1 domain names. Raises DecodeError."""
+    path = record["path"]
+    if type(path) is not list or not 2 <= len(path) <= PAYMENT_HOPS_MAX + 1:
+        raise DecodeError("bad-field", "path")
+    for hop in path:
+        require_str(hop, "path", NAME_LENGTH_MAX)

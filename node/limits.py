@@ -246,11 +246,10 @@ assert LEDGER_TRANSFERS_PER_REQUEST_MAX * (INSTRUCTION_BYTES_MAX + 16) < API_FRA
 assert LEDGER_TRANSFERS_PER_REQUEST_MAX <= 2**BATCH_PATH_STEPS_MAX  # a request's batch fits
 
 # --- unsettled-exchange claims (node/offers/unsettled.py) OFFERS-UNSETTLED -----------------
-EXCHANGE_UNSETTLED_BYTES_MAX = 8 * 1024  # a claim file: offer, take, acceptance, preimage
+EXCHANGE_UNSETTLED_BYTES_MAX = 8 * 1024  # a claim: offer, take, acceptance, receipt, preimage
 assert (
     2 * (INSTRUCTION_BYTES_MAX + PUBLIC_KEY_BYTES + SIGNATURE_BYTES + 16)
-    + ACCEPTANCE_BYTES_MAX
-    + SIGNATURE_BYTES
+    + 2 * (ACCEPTANCE_BYTES_MAX + SIGNATURE_BYTES + 16)
     + HASH_BYTES
     + 256
     <= EXCHANGE_UNSETTLED_BYTES_MAX

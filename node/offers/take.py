@@ -13,6 +13,12 @@ Rules:
   ``filled`` is the offer's cumulative accepted amount, this take included.
   Acceptances of one offer whose amounts add up to more than the offer holds
   prove M's fraud (``node.offers.evidence``).
+- A LegAHeld receipt is M's second signature (KIND_OFFER_LEG_A_HELD), made
+  when leg A's parts add up at M and before leg B leaves: "take ``take_id``'s
+  leg A of ``held`` is held here under condition h until
+  ``leg_a_expires_ms``; leg B is mine to pay". It is what makes the taker's
+  claim sound: without it T could claim against an M it never paid. It
+  travels back to T in a TAKE_ANSWER with the acceptance (``held``).
 - An acceptance binds M until ``settlement_horizon_ms``: leg A's parts may
   live that long, so M keeps expecting it (and a late reveal) until then. Past
   it (and the clock skew), M either knows the secret, because the taker was
@@ -51,7 +57,12 @@ from node.limits import (
     REASON_LENGTH_MAX,
     SIGNATURE_BYTES,
 )
-from node.signatures import KIND_OFFER_ACCEPTANCE, KIND_TAKE_FORWARD, verify
+from node.signatures import (
+    KIND_OFFER_ACCEPTANCE,
+    KIND_OFFER_LEG_A_HELD,
+    KIND_TAKE_FORWARD,
+    verify,
+)
 
 # --- the acceptance ------------------------------------------------------------------------
 
@@ -147,6 +158,102 @@ def signed_acceptance_from_wire(obj: object) -> SignedAcceptance:
     return SignedAcceptance(acceptance, require_bytes(obj[1], "signature", SIGNATURE_BYTES))
 
 
+# --- the receipt of leg A ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LegAHeld:
+    """Signed by the maker's validator M when leg A of a take it accepted is held at
+    it: the taker's validator paid its part; leg B is M's to pay."""
+
+    offer_id: bytes
+    take_id: bytes
+    validator: str  # M
+    validator_key: bytes
+    condition: bytes  # h, as in the acceptance
+    held: int  # leg A's parts held at M, in the offer's buy asset
+    leg_a_expires_ms: int  # the earliest expiry among them: M may claim leg A until then
+    leg_b_latest_ms: int  # leg B's first transfers expire no later than this
+    issued_ms: int
+
+    TYPE = "offer-leg-a-held"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "offer_id": self.offer_id,
+            "take_id": self.take_id,
+            "validator": self.validator,
+            "validator_key": self.validator_key,
+            "condition": self.condition,
+            "held": self.held,
+            "leg_a_expires_ms": self.leg_a_expires_ms,
+            "leg_b_latest_ms": self.leg_b_latest_ms,
+            "issued_ms": self.issued_ms,
+        }
+
+    def to_sign(self) -> bytes:
+        return pack(self.to_wire())
+
+    def signing_request(self) -> ToSign:
+        return ToSign(KIND_OFFER_LEG_A_HELD, self.to_sign())
+
+
+_LEG_A_HELD_FIELDS = frozenset(LegAHeld(b"", b"", "", b"", b"", 0, 0, 0, 0).to_wire())
+
+
+def leg_a_held_from_wire(obj: object) -> LegAHeld:
+    fields = require_map(obj, "receipt", _LEG_A_HELD_FIELDS)
+    if fields["type"] != LegAHeld.TYPE:
+        raise DecodeError("bad-field", f"type {fields['type']!r}")
+    return LegAHeld(
+        require_bytes(fields["offer_id"], "offer_id", HASH_BYTES),
+        require_bytes(fields["take_id"], "take_id", HASH_BYTES),
+        require_domain(fields["validator"], "validator"),
+        require_bytes(fields["validator_key"], "validator_key", PUBLIC_KEY_BYTES),
+        require_bytes(fields["condition"], "condition", HASH_BYTES),
+        require_int(fields["held"], "held", 1, AMOUNT_MAX),
+        require_int(fields["leg_a_expires_ms"], "leg_a_expires_ms", 0, TIME_MS_MAX),
+        require_int(fields["leg_b_latest_ms"], "leg_b_latest_ms", 0, TIME_MS_MAX),
+        require_int(fields["issued_ms"], "issued_ms", 0, TIME_MS_MAX),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedLegAHeld:
+    receipt: LegAHeld
+    signature: bytes
+
+    def verifies(self, validator_key: bytes) -> bool:
+        return self.receipt.validator_key == validator_key and verify(
+            validator_key, KIND_OFFER_LEG_A_HELD, self.receipt.to_sign(), self.signature
+        )
+
+    def to_wire(self) -> list[Any]:
+        return [self.receipt.to_sign(), self.signature]
+
+
+def signed_leg_a_held_from_wire(obj: object) -> SignedLegAHeld:
+    if type(obj) is not list or len(obj) != 2:
+        raise DecodeError("malformed", "a signed receipt is [payload, signature]")
+    receipt = decode_canonical(obj[0], ACCEPTANCE_BYTES_MAX, leg_a_held_from_wire, LegAHeld.to_wire)
+    return SignedLegAHeld(receipt, require_bytes(obj[1], "signature", SIGNATURE_BYTES))
+
+
+def receipt_problem(signed: SignedLegAHeld, acceptance: Acceptance) -> str | None:
+    """Why ``signed`` is not M's receipt of leg A for the take ``acceptance``
+    accepted, paid in full, or None."""
+    receipt = signed.receipt
+    if not signed.verifies(acceptance.validator_key):
+        return "bad-receipt-signature"
+    ours = (acceptance.offer_id, acceptance.take_id, acceptance.condition, acceptance.validator)
+    if (receipt.offer_id, receipt.take_id, receipt.condition, receipt.validator) != ours:
+        return "other-receipt"
+    if receipt.held < acceptance.pay:
+        return "underpaid"
+    return None
+
+
 def settlement_horizon_ms(acceptance: Acceptance) -> int:
     """When the exchange of ``acceptance`` has ended either way: T pays leg A until
     its deadline (``leg_deadline_ms`` + PAYMENT_DEADLINE_MS_DEFAULT), and leg A's
@@ -237,12 +344,15 @@ class TakeAnswer:
     acceptance: SignedAcceptance | None
     error: str | None
     detail: str = ""
+    held: SignedLegAHeld | None = None  # M's receipt of leg A, with the acceptance
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {"msgType": "TAKE_ANSWER", "takeId": self.take_id}
         out["path"] = list(self.path)
         if self.acceptance is not None:
             out["acceptance"] = self.acceptance.to_wire()
+        if self.held is not None:
+            out["held"] = self.held.to_wire()
         if self.error is not None:
             out["error"] = self.error
         out["detail"] = self.detail
@@ -295,18 +405,22 @@ def take_message_from_wire(fields: dict[str, Any]) -> TakeMessage:
     check_fields(fields, frozenset({"msgType", "takeId", "path", "detail"}), _ANSWER_OPTIONAL)
     acceptance = fields.get("acceptance")
     error = fields.get("error")
+    held = fields.get("held")
     if (acceptance is None) == (error is None):
         raise DecodeError("bad-field", "TAKE_ANSWER carries an acceptance or an error")
+    if held is not None and acceptance is None:
+        raise DecodeError("bad-field", "a receipt of leg A comes with the acceptance")
     return TakeAnswer(
         require_bytes(fields["takeId"], "takeId", HASH_BYTES),
         _path(fields["path"]),
         None if acceptance is None else signed_acceptance_from_wire(acceptance),
         None if error is None else require_str(error, "error", REASON_LENGTH_MAX),
         require_str(fields["detail"], "detail", REASON_LENGTH_MAX),
+        None if held is None else signed_leg_a_held_from_wire(held),
     )
 
 
-_ANSWER_OPTIONAL = frozenset({"acceptance", "error"})
+_ANSWER_OPTIONAL = frozenset({"acceptance", "error", "held"})
 
 
 def signed_take_from_wire(value: object) -> SignedInstruction:
@@ -327,7 +441,8 @@ def take_message_bytes_bound(message: TakeMessage) -> int:
         return 512 + len(message.take.payload()) + sum(len(t.encode()) + 8 for t in texts)
     texts += [message.error or "", message.detail]
     acceptance = 0 if message.acceptance is None else len(message.acceptance.acceptance.to_sign())
-    return 512 + acceptance + sum(len(t.encode()) + 8 for t in texts)
+    held = 0 if message.held is None else 128 + len(message.held.receipt.to_sign())
+    return 512 + acceptance + held + sum(len(t.encode()) + 8 for t in texts)
 
 
 def take_problem(request: TakeRequest, taker_validator_key: bytes) -> str | None:

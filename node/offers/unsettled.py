@@ -2,23 +2,28 @@
 
 Rules:
 - That nothing was settled cannot be shown by signatures alone. But an
-  acceptance is M's signed, binding promise, so the burden is M's: the claim
-  shows that M's key signed an acceptance of THIS take (signed by the taker)
-  of THIS offer (signed by the maker; the acceptance's ``validator`` is the
-  maker's domain), with these amounts and condition h, and that the whole
-  settlement window has passed: ``settlement_horizon_ms(acceptance)``
-  (``node.offers.take``, the horizon M itself expects leg A until) plus
-  CLOCK_SKEW_MS_MAX.
+  acceptance is M's signed, binding promise, and M's receipt of leg A says
+  the taker's side paid its part, so the burden is M's: the claim shows that
+  M's key signed an acceptance of THIS take (signed by the taker) of THIS
+  offer (signed by the maker; the acceptance's ``validator`` is the maker's
+  domain), with these amounts and condition h; that the same key signed the
+  receipt of leg A for that take, condition and at least its ``pay``; and
+  that the whole settlement window has passed: the later of
+  ``settlement_horizon_ms(acceptance)`` (``node.offers.take``, the horizon M
+  itself expects leg A until) and the receipt's ``leg_a_expires_ms`` (M may
+  claim leg A until then), plus CLOCK_SKEW_MS_MAX.
+- Without the receipt there is no claim: a taker's validator that never paid
+  leg A could otherwise accuse an M that rightly never paid leg B.
 - M's only answer is the secret s with SHA-256(s) = h. M learns s only once
   the taker was credited (leg B accepted, then TAKE_REVEAL), so M holding s
   shows it settled: a claim that carries it (``preimage``) is answered and is
   not a proof. A preimage that does not hash to h answers nothing.
 - The file is canonical msgpack ``{"type": "exchange-unsettled", "offer":
   signed offer wire, "take": signed take wire, "acceptance": signed acceptance
-  wire, "preimage": 32 bytes or None}``, at most EXCHANGE_UNSETTLED_BYTES_MAX
-  bytes. Decoding is strict (DecodeError only). Checking is offline and pure
-  (time is ``now_ms``) and never raises on bad input; each refusal is a short
-  reason word.
+  wire, "held": signed receipt wire, "preimage": 32 bytes or None}``, at most
+  EXCHANGE_UNSETTLED_BYTES_MAX bytes. Decoding is strict (DecodeError only).
+  Checking is offline and pure (time is ``now_ms``) and never raises on bad
+  input; each refusal is a short reason word.
 """
 
 from __future__ import annotations
@@ -33,14 +38,17 @@ from node.limits import CLOCK_SKEW_MS_MAX, EXCHANGE_UNSETTLED_BYTES_MAX, HASH_BY
 from node.offers.evidence import EvidenceVerdict, signed_offer_from_wire
 from node.offers.take import (
     SignedAcceptance,
+    SignedLegAHeld,
+    receipt_problem,
     settlement_horizon_ms,
     signed_acceptance_from_wire,
+    signed_leg_a_held_from_wire,
     signed_take_from_wire,
 )
 from node.signatures import sha256
 
 UNSETTLED_EVIDENCE_TYPE = "exchange-unsettled"
-_FIELDS = frozenset({"type", "offer", "take", "acceptance", "preimage"})
+_FIELDS = frozenset({"type", "offer", "take", "acceptance", "held", "preimage"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +56,7 @@ class UnsettledEvidence:
     offer: SignedInstruction  # of an Offer, signed by its maker
     take: SignedInstruction  # of a Take, signed by its taker
     acceptance: SignedAcceptance  # M's
+    held: SignedLegAHeld  # M's receipt of leg A
     preimage: bytes | None  # M's answer, if any
 
     @property
@@ -68,6 +77,7 @@ class UnsettledEvidence:
             "offer": self.offer.to_wire(),
             "take": self.take.to_wire(),
             "acceptance": self.acceptance.to_wire(),
+            "held": self.held.to_wire(),
             "preimage": self.preimage,
         }
 
@@ -81,6 +91,7 @@ def unsettled_evidence_from_wire(obj: object) -> UnsettledEvidence:
         signed_offer_from_wire(fields["offer"]),
         signed_take_from_wire(fields["take"]),
         signed_acceptance_from_wire(fields["acceptance"]),
+        signed_leg_a_held_from_wire(fields["held"]),
         None if preimage is None else require_bytes(preimage, "preimage", HASH_BYTES),
     )
 
@@ -95,14 +106,16 @@ def decode_unsettled_evidence(raw: bytes) -> UnsettledEvidence:
     )
 
 
-def unsettled_claim(offer: bytes, take: bytes, acceptance: bytes) -> bytes:
-    """The claim file made of the three signed documents, each as packed msgpack
+def unsettled_claim(offer: bytes, take: bytes, acceptance: bytes, held: bytes) -> bytes:
+    """The claim file made of the four signed documents, each as packed msgpack
     (as a taker's validator shows them), with no answer. Raises DecodeError."""
-    parts = [unpack(part, EXCHANGE_UNSETTLED_BYTES_MAX) for part in (offer, take, acceptance)]
+    documents = (offer, take, acceptance, held)
+    parts = [unpack(part, EXCHANGE_UNSETTLED_BYTES_MAX) for part in documents]
     evidence = UnsettledEvidence(
         signed_offer_from_wire(parts[0]),
         signed_take_from_wire(parts[1]),
         signed_acceptance_from_wire(parts[2]),
+        signed_leg_a_held_from_wire(parts[3]),
         None,
     )
     return encode_unsettled_evidence(evidence)
@@ -110,7 +123,8 @@ def unsettled_claim(offer: bytes, take: bytes, acceptance: bytes) -> bytes:
 
 def settlement_window_end_ms(evidence: UnsettledEvidence) -> int:
     """From then on, whatever clock the checker has, M must have settled."""
-    return settlement_horizon_ms(evidence.acceptance.acceptance) + CLOCK_SKEW_MS_MAX
+    horizon_ms = settlement_horizon_ms(evidence.acceptance.acceptance)
+    return max(horizon_ms, evidence.held.receipt.leg_a_expires_ms) + CLOCK_SKEW_MS_MAX
 
 
 # --- the claim -----------------------------------------------------------------------------
@@ -137,13 +151,15 @@ def _verdict(evidence: UnsettledEvidence, now_ms: int) -> tuple[str | None, str]
     detail = (
         f"{acceptance.validator} accepted take {acceptance.take_id.hex()} of offer"
         f" {acceptance.offer_id.hex()} ({acceptance.amount} for {acceptance.pay}, condition"
-        f" {acceptance.condition.hex()}) and showed no settlement by {end_ms} ms{wrong}"
+        f" {acceptance.condition.hex()}), confirmed leg A held ({evidence.held.receipt.held}),"
+        f" and showed no settlement by {end_ms} ms{wrong}"
     )
     return None, detail
 
 
 def _binding_problem(evidence: UnsettledEvidence) -> str | None:
-    """Why the three documents are not M's acceptance of this take of this offer."""
+    """Why the documents are not M's acceptance of this take of this offer, and its
+    receipt of the take's leg A paid in full."""
     offer, take = evidence.offer_terms, evidence.take_terms
     signed = evidence.acceptance
     acceptance = signed.acceptance
@@ -165,7 +181,7 @@ def _binding_problem(evidence: UnsettledEvidence) -> str | None:
         return "other-amounts"
     if acceptance.validator != domain_of(offer.maker):
         return "other-validator"
-    return None
+    return receipt_problem(evidence.held, acceptance)
 
 
 def check_unsettled_evidence(raw: bytes, now_ms: int) -> EvidenceVerdict:

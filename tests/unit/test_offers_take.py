@@ -12,11 +12,14 @@ from node.ledger.signed import Take
 from node.limits import FRAME_BYTES_MAX, PAYMENT_HOPS_MAX
 from node.offers.take import (
     Acceptance,
+    LegAHeld,
     SignedAcceptance,
+    SignedLegAHeld,
     TakeAnswer,
     TakeRequest,
     acceptance_mismatch,
     acceptance_problem,
+    receipt_problem,
     take_forward_request,
     take_message_bytes_bound,
     take_message_from_wire,
@@ -63,6 +66,16 @@ def acceptance(signer: NodeKey = M_KEY, **changes: Any) -> SignedAcceptance:
     return SignedAcceptance(body, signer.sign(request_to_sign.kind, request_to_sign.payload))
 
 
+def receipt(signer: NodeKey = M_KEY, **changes: Any) -> SignedLegAHeld:
+    body = LegAHeld(
+        OFFER.offer_id, TAKE.take_id, M, key(1).public_key, CONDITION, 220,
+        leg_a_expires_ms=NOW_MS + 400_000, leg_b_latest_ms=NOW_MS + 370_000, issued_ms=NOW_MS,
+    )  # fmt: skip
+    body = dataclasses.replace(body, **changes)
+    to_sign = body.signing_request()
+    return SignedLegAHeld(body, signer.sign(to_sign.kind, to_sign.payload))
+
+
 def through_wire(message: TakeRequest | TakeAnswer) -> object:
     packed = pack(message.to_wire())
     assert len(packed) <= take_message_bytes_bound(message)
@@ -75,6 +88,7 @@ def through_wire(message: TakeRequest | TakeAnswer) -> object:
         request(),
         TakeAnswer(TAKE.take_id, (T, M), acceptance(), None),
         TakeAnswer(TAKE.take_id, (T, M), None, "offer-closed", "filled at 10:02"),
+        TakeAnswer(TAKE.take_id, (T, "bank-3.test", M), acceptance(), None, "", receipt()),
     ],
 )
 def test_round_trips(message):
@@ -89,6 +103,8 @@ def _wire(message: TakeRequest | TakeAnswer, **changes: Any) -> dict[str, Any]:
 
 ANSWER = TakeAnswer(TAKE.take_id, (T, M), acceptance(), None)
 ACCEPTANCE_WIRE = acceptance().acceptance.to_wire()
+RECEIPT_WIRE = receipt().receipt.to_wire()
+REFUSED = TakeAnswer(TAKE.take_id, (T, M), None, "offer-closed", "")
 
 
 @pytest.mark.parametrize(
@@ -111,6 +127,11 @@ ACCEPTANCE_WIRE = acceptance().acceptance.to_wire()
         _wire(ANSWER, acceptance=[pack({**ACCEPTANCE_WIRE, "type": "x"}), b"s" * 64]),
         _wire(ANSWER, acceptance=[pack(ACCEPTANCE_WIRE) + b"\x00", b"s" * 64]),
         _wire(ANSWER, acceptance=[pack(ACCEPTANCE_WIRE)]),
+        _wire(REFUSED, held=receipt().to_wire()),  # a receipt without the acceptance
+        _wire(ANSWER, held=[pack({**RECEIPT_WIRE, "held": 0}), b"s" * 64]),
+        _wire(ANSWER, held=[pack({**RECEIPT_WIRE, "type": "offer-acceptance"}), b"s" * 64]),
+        _wire(ANSWER, held=[pack(RECEIPT_WIRE), b"s" * 63]),
+        _wire(ANSWER, held=acceptance().to_wire()),  # an acceptance where the receipt goes
     ],
 )
 def test_strict_refusals(fields):
@@ -135,6 +156,24 @@ def test_acceptance_checks():
     assert acceptance_problem(acceptance(), key(1).public_key) is None
     assert acceptance_problem(acceptance(), key(2).public_key) == "wrong-validator"
     assert acceptance_problem(acceptance(signer=key(2)), key(1).public_key) == "bad-signature"
+
+
+@pytest.mark.parametrize(
+    "signer, changes, reason",
+    [
+        (M_KEY, {}, None),
+        (M_KEY, {"held": 221}, None),  # more than its pay is paid in full
+        (M_KEY, {"held": 219}, "underpaid"),
+        (key(3), {}, "bad-receipt-signature"),
+        (key(3), {"validator_key": key(3).public_key}, "bad-receipt-signature"),
+        (M_KEY, {"take_id": b"x" * 32}, "other-receipt"),
+        (M_KEY, {"offer_id": b"x" * 32}, "other-receipt"),
+        (M_KEY, {"condition": b"c" * 32}, "other-receipt"),
+        (M_KEY, {"validator": "bank-3.test"}, "other-receipt"),
+    ],
+)
+def test_a_receipt_of_leg_a_belongs_to_its_acceptance(signer, changes, reason):
+    assert receipt_problem(receipt(signer, **changes), acceptance().acceptance) == reason
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,13 @@ from node.limits import (
     PAYMENT_DEADLINE_MS_DEFAULT,
 )
 from node.offers.evidence import evidence_type
-from node.offers.take import Acceptance, SignedAcceptance, settlement_horizon_ms
+from node.offers.take import (
+    Acceptance,
+    LegAHeld,
+    SignedAcceptance,
+    SignedLegAHeld,
+    settlement_horizon_ms,
+)
 from node.offers.unsettled import (
     UnsettledEvidence,
     check_unsettled_evidence,
@@ -73,6 +79,21 @@ def accepted(signer: NodeKey = M_KEY, **changes: object) -> SignedAcceptance:
 
 
 ACCEPTED = accepted()
+LEG_A_EXPIRES_MS = LEG_DEADLINE_MS + 30_000  # well inside the acceptance's horizon
+
+
+def held(signer: NodeKey = M_KEY, **changes: object) -> SignedLegAHeld:
+    """M's receipt of the take's leg A, paid in full."""
+    body = LegAHeld(
+        OFFER.offer_id, TAKE.take_id, "bank-1.test", M_KEY.public_key, sha256(SECRET),
+        TAKE.pay, LEG_A_EXPIRES_MS, LEG_A_EXPIRES_MS - 30_000, NOW_MS + 1_000,
+    )  # fmt: skip
+    body = dataclasses.replace(body, **changes)  # type: ignore[arg-type]
+    request = body.signing_request()
+    return SignedLegAHeld(body, signer.sign(request.kind, request.payload))
+
+
+HELD = held()
 
 
 def claim(
@@ -80,14 +101,17 @@ def claim(
     take: SignedInstruction = SIGNED_TAKE,
     acceptance: SignedAcceptance = ACCEPTED,
     preimage: bytes | None = None,
+    receipt: SignedLegAHeld = HELD,
 ) -> bytes:
-    return encode_unsettled_evidence(UnsettledEvidence(offer, take, acceptance, preimage))
+    evidence = UnsettledEvidence(offer, take, acceptance, receipt, preimage)
+    return encode_unsettled_evidence(evidence)
 
 
 def test_a_claim_past_the_window_incriminates_the_makers_validator() -> None:
     verdict = check_unsettled_evidence(claim(), LATE_MS)
     assert verdict.valid and verdict.validator_key == M_KEY.public_key
     assert TAKE.take_id.hex() in verdict.detail and "300 for 330" in verdict.detail
+    assert "confirmed leg A held (330)" in verdict.detail
     assert evidence_type(claim()) == "exchange-unsettled"
 
 
@@ -99,6 +123,18 @@ def test_before_the_window_has_passed_it_is_not_a_proof() -> None:
         valid, validator_key, detail = check_unsettled_evidence(claim(), now_ms)
         assert (valid, validator_key) == (False, None) and detail.startswith("too-early")
     assert check_unsettled_evidence(claim(), WINDOW_END_MS + 1).valid
+
+
+def test_a_leg_a_that_outlives_the_acceptances_horizon_moves_the_window() -> None:
+    """M may claim leg A (with a late reveal) until the receipt's expiry: the claim
+    waits for it."""
+    late_expiry_ms = WINDOW_END_MS + 60_000
+    raw = claim(receipt=held(leg_a_expires_ms=late_expiry_ms))
+    assert settlement_window_end_ms(decode_unsettled_evidence(raw)) == (
+        late_expiry_ms + CLOCK_SKEW_MS_MAX
+    )
+    assert check_unsettled_evidence(raw, LATE_MS).detail.startswith("too-early")
+    assert check_unsettled_evidence(raw, late_expiry_ms + CLOCK_SKEW_MS_MAX + 1).valid
 
 
 def test_the_secret_answers_the_claim_and_a_wrong_one_does_not() -> None:
@@ -142,6 +178,15 @@ TAKE_OF_OTHER_OFFER = _signed_take(offer_id=OTHER_OFFER.offer_id)
         ),
         ({"take": TAKE_OF_OTHER_OFFER}, "take-of-other-offer"),
         ({"offer": signed(OTHER_OFFER, MAKER_KEY)}, "take-of-other-offer"),
+        # The receipt of leg A: M's, of this take, condition and offer, for all of pay.
+        ({"receipt": held(signer=key(2))}, "bad-receipt-signature"),
+        ({"receipt": held(signer=key(2), validator_key=key(2).public_key)},
+         "bad-receipt-signature"),
+        ({"receipt": held(take_id=sha256(b"another take"))}, "other-receipt"),
+        ({"receipt": held(condition=sha256(b"another secret"))}, "other-receipt"),
+        ({"receipt": held(offer_id=OTHER_OFFER.offer_id)}, "other-receipt"),
+        ({"receipt": held(validator="bank-3.test")}, "other-receipt"),
+        ({"receipt": held(held=TAKE.pay - 1)}, "underpaid"),
     ],
 )  # fmt: skip
 def test_documents_that_do_not_bind_m_are_refused(documents: dict[str, Any], reason: str) -> None:
@@ -169,6 +214,10 @@ def test_malformed_files_are_refused() -> None:
         b"\xc1",
         pack({**wire, "type": "offer-overfill"}),
         pack({name: value for name, value in wire.items() if name != "preimage"}),
+        # A claim without M's receipt of leg A is not a claim.
+        pack({name: value for name, value in wire.items() if name != "held"}),
+        pack({**wire, "held": None}),
+        pack({**wire, "held": ACCEPTED.to_wire()}),  # an acceptance where the receipt goes
         pack({**wire, "extra": 1}),
         pack({**wire, "preimage": b"x" * 31}),
         pack({**wire, "preimage": False}),
@@ -197,13 +246,15 @@ def test_no_flipped_byte_makes_a_proof_against_another_key() -> None:
     assert valid_keys <= {M_KEY.public_key}
 
 
-def test_a_claim_is_built_from_the_three_packed_documents() -> None:
-    raw = unsettled_claim(
-        pack(SIGNED_OFFER.to_wire()), pack(SIGNED_TAKE.to_wire()), pack(ACCEPTED.to_wire())
-    )
+def test_a_claim_is_built_from_the_four_packed_documents() -> None:
+    documents = (SIGNED_OFFER, SIGNED_TAKE, ACCEPTED, HELD)
+    raw = unsettled_claim(*(pack(document.to_wire()) for document in documents))
     assert raw == claim()
     with pytest.raises(DecodeError):
-        unsettled_claim(pack(SIGNED_TAKE.to_wire()), pack(SIGNED_TAKE.to_wire()), b"")
+        unsettled_claim(pack(SIGNED_TAKE.to_wire()), pack(SIGNED_TAKE.to_wire()), b"", b"")
+    with pytest.raises(DecodeError):
+        parts = (SIGNED_OFFER, SIGNED_TAKE, ACCEPTED, ACCEPTED)
+        unsettled_claim(*(pack(document.to_wire()) for document in parts))
 
 
 # --- the taker's validator keeps the signed offer with the take ----------------------------
@@ -232,6 +283,32 @@ def test_take_records_with_and_without_the_offer_replay() -> None:
         exchange_record_from_wire(_take_record(offer=SIGNED_TAKE.to_wire()))
 
 
+def test_receipts_and_accept_paths_replay() -> None:
+    state = ExchangeState()
+    state.apply(exchange_record_from_wire(_take_record()))
+    receipt = pack(HELD.to_wire())
+    state.apply(
+        exchange_record_from_wire({"k": "held", "take_id": TAKE.take_id, "receipt": receipt})
+    )
+    assert state.exchanges[TAKE.take_id].held == receipt
+    accept = {"k": "accept", "i": SIGNED_TAKE.to_wire(), "acceptance": b"a", "ms": NOW_MS}
+    maker = ExchangeState()
+    maker.apply(exchange_record_from_wire(accept))  # a record from before receipts
+    assert maker.exchanges[TAKE.take_id].path == ()
+    maker = ExchangeState()
+    maker.apply(exchange_record_from_wire({**accept, "path": ["bank-2.test", "bank-1.test"]}))
+    assert maker.exchanges[TAKE.take_id].path == ("bank-2.test", "bank-1.test")
+    for bad in (
+        {"k": "held", "take_id": TAKE.take_id, "receipt": None},
+        {"k": "held", "take_id": b"x", "receipt": receipt},
+        {"k": "held", "take_id": TAKE.take_id},
+        {**accept, "path": ["bank-2.test"]},
+        {**accept, "path": "bank-2.test"},
+    ):
+        with pytest.raises(DecodeError):
+            exchange_record_from_wire(bad)
+
+
 # The six-node ring that made, cancelled and took offers (tests/unit/test_sim_offers.py).
 traded = test_sim_offers.traded
 
@@ -245,12 +322,20 @@ def test_a_real_takers_status_makes_a_claim_that_the_secret_answers(traded: Any)
             if exchange.side == "taker" and exchange.acceptance is not None:
                 statuses.append((node, exchange))
     assert statuses
-    node, exchange = statuses[0]
+    # Every exchange that settled got M's receipt of leg A to T, the same bytes
+    # M logged before it paid leg B.
+    settled = [(node, exchange) for node, exchange in statuses if exchange.state == "settled"]
+    assert settled
+    for _, exchange in settled:
+        maker = traded.nodes[traded.names.index(exchange.maker_validator)]
+        assert exchange.held is not None
+        made = maker.engine.state.exchange.exchanges[exchange.terms.take_id]
+        assert made.side == "maker" and made.held == exchange.held
+    node, exchange = settled[0]
     status = node.engine.exchanges.status(exchange.terms.taker, exchange.terms.take_id)
     assert status["offer"] is not None and status["take"] is not None
-    raw = unsettled_claim(
-        *(bytes.fromhex(status[name]) for name in ("offer", "take", "acceptance"))
-    )
+    names = ("offer", "take", "acceptance", "held")
+    raw = unsettled_claim(*(bytes.fromhex(status[name]) for name in names))
     evidence = decode_unsettled_evidence(raw)
     assert evidence.take == exchange.take
     late_ms = settlement_window_end_ms(evidence) + 1
@@ -297,6 +382,7 @@ def _status(**changes: object) -> dict[str, Any]:
         "state": "failed",
         "reason": "timeout",
         "acceptance": pack(ACCEPTED.to_wire()).hex(),
+        "held": pack(HELD.to_wire()).hex(),
         "take": pack(SIGNED_TAKE.to_wire()).hex(),
         "offer": pack(SIGNED_OFFER.to_wire()).hex(),
     }
@@ -347,6 +433,7 @@ def test_offer_claim_writes_a_claim_that_checks(
     [
         ({"state": "settled"}, "is settled: nothing to claim"),
         ({"acceptance": None, "state": "sent to bank-1.test"}, "has no acceptance"),
+        ({"held": None}, "never confirmed your leg A held"),
         ({"offer": None}, "did not keep the maker's signed offer"),
     ],
 )
