@@ -76,6 +76,7 @@ class ExchangeState:
     cancels: dict[bytes, SignedInstruction] = field(default_factory=dict)
     exchanges: dict[bytes, Exchange] = field(default_factory=dict)  # by take id
     records: list[dict[str, Any]] = field(default_factory=list)  # for the snapshot
+    open_ids: dict[bytes, None] = field(default_factory=dict)  # open ones, oldest first
 
     def apply(self, record: dict[str, Any]) -> None:
         kind = record["k"]
@@ -94,6 +95,7 @@ class ExchangeState:
                 tuple(record["path"]),
                 offer=_offer_of(record),
             )
+            self.open_ids[take.take_id] = None
         elif kind == "answer":
             exchange = self.exchanges[record["take_id"]]
             exchange.acceptance = record["acceptance"]
@@ -109,16 +111,20 @@ class ExchangeState:
                 path=tuple(record.get("path", ())),
                 acceptance=record["acceptance"],
             )
+            self.open_ids[take.take_id] = None
         elif kind == "held":
             self.exchanges[record["take_id"]].held = record["receipt"]
         else:
             exchange = self.exchanges[record["take_id"]]
             exchange.state = record["state"]
             exchange.reason = record["reason"]
+            self.open_ids.pop(record["take_id"], None)
         self.records.append(record)
 
     def open_exchanges(self) -> list[Exchange]:
-        return [exchange for exchange in self.exchanges.values() if exchange.state == "open"]
+        """The exchanges still open, oldest first (from the index: the clock's work
+        is what is open, not the node's history)."""
+        return [self.exchanges[take_id] for take_id in self.open_ids]
 
 
 def exchange_log_record(record: dict[str, Any]) -> bytes:

@@ -429,12 +429,12 @@ class Books:
     def open_offers(self, maker: str | None = None) -> list[OfferView]:
         """The open offers (of ``maker``, or everyone's) in the order they were
         placed (at the same millisecond: by maker, then nonce)."""
+        offers = self._state.offers
         found = [
             (reservation.placed_ms, reservation.offer.maker, reservation.offer.nonce, offer_id)
-            for offer_id, reservation in self._state.offers.items()
-            if reservation.status == "open" and maker in (None, reservation.offer.maker)
+            for offer_id, reservation in ((i, offers[i]) for i in self._state.open_offer_ids)
+            if maker in (None, reservation.offer.maker)
         ]
-        offers = self._state.offers
         return [offer_view(offer_id, offers[offer_id]) for *_, offer_id in sorted(found)]
 
     def reserved(self, ubi: str) -> dict[str, int]:

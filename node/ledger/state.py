@@ -209,6 +209,7 @@ class BooksState:
         self.offers: dict[bytes, OfferState] = {}  # offer id -> its reservation
         self.reserved: dict[str, int] = {}  # uai -> sum of open reservations
         self.open_offers: dict[str, int] = {}  # maker -> how many open offers
+        self.open_offer_ids: dict[bytes, None] = {}  # the open ones (the clock walks them)
         self.clock_ms = 0
 
     # --- queries used by decisions -----------------------------------------------------
@@ -366,6 +367,7 @@ class BooksState:
             )
             _add(self.reserved, instruction.sell_uai, instruction.reserved)
             _add(self.open_offers, instruction.maker, 1)
+            self.open_offer_ids[instruction.offer_id] = None
         elif isinstance(instruction, Take) and same_validator(instruction):
             self._take_from(instruction.offer_id, instruction.amount, 0)
         elif isinstance(instruction, OfferFill):
@@ -381,6 +383,7 @@ class BooksState:
             reservation.status, reservation.reason = "closed", instruction.reason
             _add(self.reserved, instruction.uai, -instruction.returned)
             _add(self.open_offers, instruction.maker, -1)
+            del self.open_offer_ids[instruction.offer_id]
 
     def _take_from(self, offer_id: bytes, amount: int, fee: int) -> None:
         reservation = self.offers[offer_id]

@@ -671,9 +671,9 @@ class PaymentCore:
 
     def _tick(self, now_ms: int) -> None:
         holding: dict[bytes, Invoice] = {}
-        for key, incoming in list(self.state.incoming.items()):
+        for key, incoming in self.state.open_incoming_items():
             if incoming.closed:
-                continue
+                continue  # closed by an earlier one of this loop
             if incoming.downstream_ref is not None:
                 self._settle_upstream(key)
             else:
@@ -685,9 +685,9 @@ class PaymentCore:
                     reason = rejection(Failure.TIMEOUT, key[0], self.own_domain)
                     self._record(IncomingClosed(*key, False, reason))
                     self._effects.append(RejectIncoming(*key, reason))
-        for payment in list(self.state.payments.values()):
+        for payment in self.state.pending_payments():
             if payment.status is not PaymentStatus.PENDING:
-                continue
+                continue  # ended by an earlier one of this loop
             if payment.condition is not None:
                 if not self.state.open_parts(payment):
                     self._attempt(payment, now_ms)

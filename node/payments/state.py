@@ -11,6 +11,9 @@ Rules:
 - A payment with a preset condition has it from PaymentStarted; its invoice
   expiry is its deadline.
 - What a payment avoids (edges that failed it) follows from its closed parts.
+- What is still open (payments pending, transfers not closed) is indexed as
+  well, in the order it was opened, so the clock's work and the per-peer cap
+  cost what is open, not the node's whole history.
 """
 
 from __future__ import annotations
@@ -104,11 +107,17 @@ class PaymentState:
         self.preimages: dict[bytes, bytes] = {}
         self.payment_by_condition: dict[bytes, str] = {}  # the latest payment with it
         self.next_ref = 0
+        # What is open, oldest first (dicts as ordered sets): derived, rebuilt by replay.
+        self.pending_ids: dict[str, None] = {}
+        self.open_incoming: dict[IncomingKey, None] = {}
+        self.open_outgoing: dict[int, None] = {}
+        self.open_per_peer: dict[str, int] = {}  # outgoing transfers not closed, by peer
 
     def apply(self, record: Record) -> None:
         if isinstance(record, PaymentStarted):
             assert record.payment_id not in self.payments
             payment = self.payments[record.payment_id] = Payment(record)
+            self.pending_ids[record.payment_id] = None
             if record.condition is not None:
                 payment.condition, payment.invoice_expires_ms = record.condition, record.deadline_ms
                 self.payment_by_condition[record.condition] = record.payment_id
@@ -121,6 +130,7 @@ class PaymentState:
             payment = self.payments[record.payment_id]
             assert payment.status is PaymentStatus.PENDING
             payment.status = PaymentStatus.SUCCEEDED if record.succeeded else PaymentStatus.FAILED
+            del self.pending_ids[record.payment_id]
             payment.reason, payment.failed_hop = record.reason, record.failed_hop
         elif isinstance(record, InvoiceCreated):
             assert record.condition not in self.invoices
@@ -158,11 +168,15 @@ class PaymentState:
                 upstream=upstream,
             )
             self.next_ref += 1
+            self.open_outgoing[record.ref] = None
+            self.open_per_peer[record.peer] = self.open_per_peer.get(record.peer, 0) + 1
             if record.payment_id is not None:
                 self.payments[record.payment_id].parts.append(record.ref)
         elif isinstance(record, OutgoingClosed):
             outgoing = self.outgoing[record.ref]
             self._close(outgoing, record.accepted, record.reason)
+            del self.open_outgoing[record.ref]
+            self.open_per_peer[outgoing.peer] -= 1
             if outgoing.payment_id is not None and not record.accepted:
                 edge = failed_edge(record.reason)[1]
                 if edge is not None:
@@ -178,11 +192,14 @@ class PaymentState:
                 record.expires_at_ms,
                 downstream_ref=record.downstream_ref,
             )
+            self.open_incoming[key] = None
             if record.downstream_ref is None:
                 self.invoices[record.condition].parts.append(key)
         else:
-            incoming = self.incoming[(record.peer, record.msg_id)]
+            key = (record.peer, record.msg_id)
+            incoming = self.incoming[key]
             self._close(incoming, record.accepted, record.reason)
+            del self.open_incoming[key]
             invoice = self.invoices.get(incoming.condition)
             if record.accepted and incoming.downstream_ref is None and invoice is not None:
                 invoice.paid = True
@@ -226,9 +243,17 @@ class PaymentState:
         return invoice.created.preimage is None and pending
 
     def open_towards(self, peer: str) -> int:
-        return sum(1 for o in self.outgoing.values() if o.peer == peer and not o.closed)
+        return self.open_per_peer.get(peer, 0)
 
     def open_refs(self) -> list[int]:
         """Outgoing transfers still open: after a restart the shell reports any that
         SNAP decided, or never recorded (OutgoingFinal ``not-proposed``)."""
-        return [ref for ref, outgoing in self.outgoing.items() if not outgoing.closed]
+        return list(self.open_outgoing)
+
+    def pending_payments(self) -> list[Payment]:
+        """Our payments not ended yet, oldest first."""
+        return [self.payments[payment_id] for payment_id in self.pending_ids]
+
+    def open_incoming_items(self) -> list[tuple[IncomingKey, Incoming]]:
+        """Incoming transfers not closed yet, oldest first."""
+        return [(key, self.incoming[key]) for key in self.open_incoming]

@@ -184,9 +184,14 @@ class OffersMachine(RuleBasedStateMachine):
         conserved(self.shell)
         for user in USERS:
             assert all(balance >= 0 for balance in self.shell.books.balances(user).values())
-        for view in self.shell.books.open_offers():
+        open_views = self.shell.books.open_offers()
+        for view in open_views:
             assert 0 <= view.left <= view.offer.sell_amount
             assert 0 <= view.fee_left <= view.offer.max_fee
+        # The index of open offers is what their reservations say.
+        every = [self.shell.books.offer(offer_id) for offer_id in self.shell.books.offer_ids()]
+        open_ids = {view.offer_id for view in every if view and view.status == "open"}
+        assert {view.offer_id for view in open_views} == open_ids
 
     @invariant()
     def every_chain_verifies(self) -> None:

@@ -291,6 +291,10 @@ def test_receipts_and_accept_paths_replay() -> None:
         exchange_record_from_wire({"k": "held", "take_id": TAKE.take_id, "receipt": receipt})
     )
     assert state.exchanges[TAKE.take_id].held == receipt
+    assert state.open_exchanges() == [state.exchanges[TAKE.take_id]]
+    end = {"k": "end", "take_id": TAKE.take_id, "state": "failed", "reason": "timeout"}
+    state.apply(exchange_record_from_wire(end))
+    assert state.open_exchanges() == [] and state.exchanges[TAKE.take_id].state == "failed"
     accept = {"k": "accept", "i": SIGNED_TAKE.to_wire(), "acceptance": b"a", "ms": NOW_MS}
     maker = ExchangeState()
     maker.apply(exchange_record_from_wire(accept))  # a record from before receipts
@@ -322,6 +326,10 @@ def test_a_real_takers_status_makes_a_claim_that_the_secret_answers(traded: Any)
             if exchange.side == "taker" and exchange.acceptance is not None:
                 statuses.append((node, exchange))
     assert statuses
+    for node in traded.nodes:  # the index of open exchanges is what their states say
+        exchanges = node.engine.state.exchange
+        is_open = [e for e in exchanges.exchanges.values() if e.state == "open"]
+        assert exchanges.open_exchanges() == is_open
     # Every exchange that settled got M's receipt of leg A to T, the same bytes
     # M logged before it paid leg B.
     settled = [(node, exchange) for node, exchange in statuses if exchange.state == "settled"]

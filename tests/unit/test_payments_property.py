@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from node import snap
 from node.payments.events import PaymentStatus
+from node.payments.state import PaymentState
 from node.snap import Direction
 from tests.unit.test_payments_support import Mesh, domain
 
@@ -49,7 +50,11 @@ def test_every_payment_settles_on_every_hop_or_none(
         if step in crash_at:
             mesh.crash(crash_at[step])
         mesh.tick(step_ms=500, lossy=True)
+        for node in mesh.nodes.values():
+            assert_open_indexes(node.core.state)
     mesh.settle(ticks=150)  # faults stop; 150 s passes every expiry and deadline
+    for node in mesh.nodes.values():
+        assert_open_indexes(node.core.state)
 
     assert mesh.pending() == 0
     received: dict[str, int] = {}
@@ -77,3 +82,18 @@ def test_every_payment_settles_on_every_hop_or_none(
     for name, net in nets.items():
         fees_earned = net - received.get(name, 0) + paid.get(name, 0)
         assert fees_earned >= 0, f"{name} lost {-fees_earned} forwarding"
+
+
+def assert_open_indexes(state: PaymentState) -> None:
+    """The state's indexes of what is open are exactly what its history says is
+    open, in the order it was opened (the clock walks them in that order)."""
+    payments = state.payments.items()
+    pending = [pid for pid, payment in payments if payment.status is PaymentStatus.PENDING]
+    assert list(state.pending_ids) == pending
+    assert [key for key, _ in state.open_incoming_items()] == [
+        key for key, incoming in state.incoming.items() if not incoming.closed
+    ]
+    assert state.open_refs() == [ref for ref, out in state.outgoing.items() if not out.closed]
+    for peer in {out.peer for out in state.outgoing.values()}:
+        count = sum(1 for out in state.outgoing.values() if out.peer == peer and not out.closed)
+        assert state.open_towards(peer) == count
