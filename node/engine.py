@@ -234,6 +234,11 @@ class NodeEngine:
         self.offers.now_ms = now_ms
         self.exchanges.feed = lambda event: self.payments.feed(event, now_ms, run, send)
         self.exchanges.send = lambda peer, message: send(self.peer_keys[peer], message)
+
+        def answer(client_key: bytes, request_id: int, result: Any) -> None:
+            current.replies.append((client_key, encode_result(request_id, result)))
+
+        self.payments.answer = answer  # a waiting `pay`, when its payment ends in this pass
         checker = self.accounts.checker
         if checker is not None:
             self.accounts.send_ahead(
@@ -455,7 +460,10 @@ class NodeEngine:
         if request.op == "balances":
             return self._balances(args.get("peer"))
         if request.op == "pay" and args.get("to") is not None:
-            return self.payments.pay(args, now_ms, *self._payment_callbacks(now_ms, current))
+            run, send = self._payment_callbacks(now_ms, current)
+            waiter = (self.config.operator_key, request.request_id)
+            view = self.payments.pay(args, now_ms, run, send, waiter)
+            return _LATER if view is None else view
         if request.op == "pay":
             return self._pay(args, now_ms, current)
         if request.op == "payment":

@@ -150,6 +150,7 @@ ROUTING_FEE_PPM_DEFAULT = 1_000  # 0.1 %
 ROUTING_EXPIRY_DELTA_MS_DEFAULT = 20_000
 PAYMENT_DEADLINE_MS_DEFAULT = 60_000  # a payment is retried this long unless told
 PAYMENTS_LISTED_MAX = 1_000  # the newest payments `ledgermesh payments` shows
+PAYMENT_WAITERS_MAX = 4_096  # `pay` requests answered when their payment ends (then: at once)
 
 # --- relations ---------------------------------------------------------------
 assert QUIC_KEEPALIVE_INTERVAL_S < QUIC_IDLE_TIMEOUT_S / 2

@@ -64,6 +64,7 @@ from node.limits import (
     MAX_FEE_PPM_DEFAULT,
     PAYMENT_DEADLINE_MS_DEFAULT,
     PAYMENT_FINAL_DELTA_MS,
+    PAYMENT_WAITERS_MAX,
     PAYMENTS_LISTED_MAX,
     ROUTE_ANNOUNCE_INTERVAL_MS,
     ROUTE_ANNOUNCEMENT_LIFETIME_MS,
@@ -81,6 +82,7 @@ from node.payments.events import (
     NotifyReceived,
     NotifyRefused,
     OutgoingFinal,
+    PaymentStatus,
     PersistRecord,
     ProposeConditional,
     ReceiveInvoiceAnswer,
@@ -110,6 +112,8 @@ RunSnap = Callable[[bytes, snap.Input], list[snap.Effect]]
 Send = Callable[[bytes, PeerMessage], None]
 Append = Callable[[bytes], None]
 Refuse = Callable[[str, str], None]
+Answer = Callable[[bytes, int, Any], None]
+"""(client key, request id, result): an answer sent once this pass is durable."""
 
 PAYMENT_MESSAGES = (
     GossipItems,
@@ -191,7 +195,11 @@ class PaymentsDesk:
         self.gossip_received: dict[str, GossipCounts] = {}
         self.announced_ms: int | None = None
         self.recovered = False
-        self.notices: dict[str, NotifyPayment] = {}
+        # ``pay`` requests (client key, request id) answered when their payment ends;
+        # at most PAYMENT_WAITERS_MAX in all. Volatile: a restart drops the connections.
+        self.waiters: dict[str, list[tuple[bytes, int]]] = {}
+        self.waiting = 0
+        self.answer: Answer = lambda client_key, request_id, result: None  # set per pass
         self.customers: CustomerPayments | None = None
         self.exchanges: Any = None  # the exchange desk (node.exchange_desk), when wired
 
@@ -358,7 +366,8 @@ class PaymentsDesk:
         elif isinstance(effect, SendToPeer):
             send(self.keys[effect.peer], effect.message)
         elif isinstance(effect, NotifyPayment):
-            self.notices[effect.payment_id] = effect
+            if effect.status is not PaymentStatus.PENDING:
+                self._answer_waiters(effect.payment_id)
             if self.customers is not None:
                 self.customers.on_payment(effect, now_ms)
             if self.exchanges is not None:
@@ -448,7 +457,18 @@ class PaymentsDesk:
 
     # --- the operator API ------------------------------------------------------------------
 
-    def pay(self, args: dict[str, Any], now_ms: int, run: RunSnap, send: Send) -> dict[str, Any]:
+    def pay(
+        self,
+        args: dict[str, Any],
+        now_ms: int,
+        run: RunSnap,
+        send: Send,
+        waiter: tuple[bytes, int] | None = None,
+    ) -> dict[str, Any] | None:
+        """Start a payment (or find the one with that id). With ``wait`` and a
+        ``waiter``, None: the answer goes to the waiter when the payment ends, once
+        the pass that ended it is durable. Past PAYMENT_WAITERS_MAX waiting
+        requests, the answer is the view now (pending) and the client polls."""
         payment_id = args.get("payment_id") or self.random_bytes(8).hex()
         to = args["to"]
         action = ActionPay(
@@ -464,7 +484,22 @@ class PaymentsDesk:
         for effect in self.feed(action, now_ms, run, send):
             if isinstance(effect, NotifyRefused):
                 raise ApiError(effect.reason, effect.detail)
-        return self.payment(payment_id)
+        view = self.payment(payment_id)
+        wants = args.get("wait") and waiter is not None and view["status"] == "pending"
+        if not wants or self.waiting >= PAYMENT_WAITERS_MAX:
+            return view
+        assert waiter is not None
+        self.waiters.setdefault(payment_id, []).append(waiter)
+        self.waiting += 1
+        return None
+
+    def _answer_waiters(self, payment_id: str) -> None:
+        waiters = self.waiters.pop(payment_id, [])
+        if waiters:
+            self.waiting -= len(waiters)
+            view = self.payment(payment_id)
+            for client_key, request_id in waiters:
+                self.answer(client_key, request_id, view)
 
     def payment(self, payment_id: str) -> dict[str, Any]:
         payment = self.state.payments.payments.get(payment_id)

@@ -2,15 +2,16 @@
 
 Four validators in a line a-b-c-d, each a real ``ledgermesh run`` process with
 its own log and QUIC endpoint on loopback. The payer's operator starts each
-payment with ``pay`` (``to`` = b, c or d: 1, 2 or 3 hops) and polls ``payment``
-until it ends; a payment is an invoice request along the path, a conditional
-SNAP transfer per hop with expiries decreasing towards the payee, the payee's
-preimage back upstream, every message in signed frames and every decision
-fsync'd before it leaves a node. Latency is from the ``pay`` call to the first
-answer showing the payment succeeded, so it includes the operator API round
-trip and up to one polling interval (max(--poll-ms, 10 % of the payment's
-age)); the idle API round trip and this disk's fsync time are measured in the
-same run and printed.
+payment with ``pay`` (``to`` = b, c or d: 1, 2 or 3 hops) and ``wait``, which
+the node answers when the payment has ended (``--poll``: without ``wait``,
+polling ``payment`` until it ends, as before); a payment is an invoice request
+along the path, a conditional SNAP transfer per hop with expiries decreasing
+towards the payee, the payee's preimage back upstream, every message in signed
+frames and every decision fsync'd before it leaves a node. Latency is from the
+``pay`` call to the first answer showing the payment succeeded, so it includes
+the operator API round trip (and with ``--poll`` up to one polling interval,
+max(--poll-ms, 10 % of the payment's age)); the idle API round trip and this
+disk's fsync time are measured in the same run and printed.
 
 In the same run, alternating with it, the Interledger reference connector
 (npm ``ilp-connector`` 23.0.2, BTP over WebSocket, in memory, unsigned, not
@@ -25,7 +26,7 @@ ILP side by side at each in-flight level, because the machine is shared and
 noisy and only figures measured together compare.
 
     python -m tools.bench_payments [--payments 600] [--in-flight 1,8,32] [--hops 1,2,3]
-                                   [--rounds 2] [--poll-ms 2] [--skip-ilp] [--json]
+                                   [--rounds 2] [--poll] [--poll-ms 2] [--skip-ilp] [--json]
 """
 
 from __future__ import annotations
@@ -162,14 +163,22 @@ async def wait_routes(payer: LocalNode, timeout_s: float = 60.0) -> None:
                         await trio.sleep(0.2)
 
 
-async def pay_and_wait(client: ApiClient, payee: str, poll_s: float) -> tuple[float, str | None]:
-    """(latency in ms, failure reason or None): ``pay``, then ``payment`` until it ends.
+async def pay_and_wait(
+    client: ApiClient, payee: str, poll_s: float, wait: bool = True
+) -> tuple[float, str | None]:
+    """(latency in ms, failure reason or None): ``pay`` with ``wait``, which the node
+    answers when the payment has ended.
 
+    Only when the node has too many waiting requests (PAYMENT_WAITERS_MAX) does
+    the answer come at once, pending; then ``payment`` is polled until it ends.
     Polling costs the payer's node CPU and adds up to one interval to the
     latency: the interval is ``poll_s`` or a tenth of the payment's age, whichever
     is longer, so the error stays near 10 % at every latency."""
     started = time.perf_counter()
-    view = await client.call("pay", to=payee, amount=AMOUNT, unit=UNIT)
+    if wait:
+        view = await client.call("pay", to=payee, amount=AMOUNT, unit=UNIT, wait=True)
+    else:
+        view = await client.call("pay", to=payee, amount=AMOUNT, unit=UNIT)
     while view["status"] not in ENDED:
         await trio.sleep(max(poll_s, POLL_FRACTION * (time.perf_counter() - started)))
         view = await client.call("payment", payment_id=view["payment_id"])
@@ -180,7 +189,12 @@ async def pay_and_wait(client: ApiClient, payee: str, poll_s: float) -> tuple[fl
 
 
 async def ledgermesh_cell(
-    nodes: list[LocalNode], hops: int, payments: int, in_flight: int, poll_s: float
+    nodes: list[LocalNode],
+    hops: int,
+    payments: int,
+    in_flight: int,
+    poll_s: float,
+    wait: bool = True,
 ) -> tuple[float, list[float], Counter[str]]:
     """``payments`` payments from a to the validator ``hops`` away, ``in_flight`` at a time."""
     payee = NAMES[hops]
@@ -192,7 +206,7 @@ async def ledgermesh_cell(
         async def worker() -> None:
             for _ in remaining:
                 try:
-                    latency_ms, reason = await pay_and_wait(client, payee, poll_s)
+                    latency_ms, reason = await pay_and_wait(client, payee, poll_s, wait)
                 except ApiError as error:
                     latency_ms, reason = 0.0, f"api:{error.code}"
                 if reason is None:
@@ -432,6 +446,7 @@ class Settings:
     rounds: int
     poll_s: float
     ilp: bool
+    wait: bool = True
 
 
 async def run(base: Path, settings: Settings) -> dict[str, Any]:
@@ -475,7 +490,7 @@ async def run(base: Path, settings: Settings) -> dict[str, Any]:
                     else:
                         progress(f"{where}: ledgermesh {step} hop(s), {share} payments")
                         figures = await ledgermesh_cell(
-                            nodes, step, share, in_flight, settings.poll_s
+                            nodes, step, share, in_flight, settings.poll_s, settings.wait
                         )
                         cells[(step, in_flight)].add(*figures)
     finally:
@@ -545,8 +560,13 @@ def print_table(figures: dict[str, Any], settings: Settings, note: str | None) -
         f"per cell over {settings.rounds} round(s), signed and fsync'd at every hop"
     )
     print(
-        f"  latency: operator `pay` to `payment` answering succeeded, polled every "
-        f"max({settings.poll_s * 1000:g} ms, {POLL_FRACTION:.0%} of its age); idle API round trip "
+        (
+            "  latency: operator `pay` (wait) to its answer that the payment succeeded; "
+            if settings.wait
+            else f"  latency: operator `pay` to `payment` answering succeeded, polled every "
+            f"max({settings.poll_s * 1000:g} ms, {POLL_FRACTION:.0%} of its age); "
+        )
+        + f"idle API round trip "
         f"{figures['api_round_trip_ms']:.2f} ms; fsync here {figures['fsync_ms']:.2f} ms (median)"
     )
     header = (
@@ -620,6 +640,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--poll-ms", type=float, default=2.0, help="shortest `payment` polling interval"
     )
+    parser.add_argument(
+        "--poll", action="store_true", help="poll `payment` instead of `pay` with wait"
+    )
     parser.add_argument("--skip-ilp", action="store_true", help="ledgermesh only")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -632,7 +655,13 @@ def main(argv: list[str] | None = None) -> int:
     if note and not args.skip_ilp:
         print(f"Interledger peer not run: {note}", file=sys.stderr)
     settings = Settings(
-        args.payments, args.in_flight, args.hops, args.rounds, args.poll_ms / 1000, note is None
+        args.payments,
+        args.in_flight,
+        args.hops,
+        args.rounds,
+        args.poll_ms / 1000,
+        note is None,
+        not args.poll,
     )
     load_before = os.getloadavg()[0]
     started = time.perf_counter()

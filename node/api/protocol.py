@@ -76,7 +76,7 @@ OPERATIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "balances": (frozenset(), frozenset({"peer"})),
     "pay": (
         frozenset({"amount", "unit"}),
-        frozenset({"peer", "condition", "expires_at_ms", "to", "payment_id", "max_fee"}),
+        frozenset({"peer", "condition", "expires_at_ms", "to", "payment_id", "max_fee", "wait"}),
     ),
     "payment": (frozenset({"payment_id"}), frozenset()),
     "payments": (frozenset(), frozenset()),
@@ -207,6 +207,10 @@ def _check_args(op: str, args: dict[str, Any]) -> None:
         require_int(args["from_seq"], "from_seq", 0, AMOUNT_MAX)
     if "frozen" in args and type(args["frozen"]) is not bool:
         raise DecodeError("bad-field", "frozen must be true or false")
+    if "wait" in args and type(args["wait"]) is not bool:
+        raise DecodeError("bad-field", "wait must be true or false")
+    if op == "pay" and args.get("wait") and args.get("to") is None:
+        raise DecodeError("bad-field", "wait is for a multi-hop payment (to)")
     if "attributes" in args and args["attributes"] is not None:
         attributes = args["attributes"]
         if type(attributes) is not dict or not all(

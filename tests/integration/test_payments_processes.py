@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import trio
 
+from node.api.protocol import ApiError
 from tools.mesh import LocalNode, free_udp_port
 
 UNIT = "1E-2 USD"
@@ -76,7 +77,7 @@ async def test_payments_over_one_two_and_three_hops(tmp_path: Path) -> None:
             await node.wait_quiet()
         nets = [await net(node) for node in nodes]
         assert sum(nets) == 0
-        assert nets[3] == 10_000  # paid once, not twice
+        assert nets[3] == 10_000  # paid once, not twice (the waited payments come after)
         assert nets[1] > 10_000 and nets[2] > 10_000  # forwarders kept their fees
         fees = (nets[1] - 10_000) + (nets[2] - 10_000)
         assert -nets[0] == 30_000 + fees
@@ -84,6 +85,18 @@ async def test_payments_over_one_two_and_three_hops(tmp_path: Path) -> None:
         assert failed["status"] == "failed" and failed["reason"] == "fee-too-high"
         unknown = await pay(a, "bank-z.test", 100)
         assert unknown["status"] == "failed"
+        # `wait`: one call, answered when the payment has ended (no polling).
+        with trio.fail_after(20):
+            waited = await a.call("pay", to="bank-d.test", amount=10_000, unit=UNIT, wait=True)
+        assert waited["status"] == "succeeded" and waited["preimage"] is not None, waited
+        with trio.fail_after(20):
+            args = {"to": "bank-d.test", "amount": 10_000, "unit": UNIT, "wait": True}
+            refused = await a.call("pay", **args, max_fee=0)
+            repeated = await a.call("pay", **args, payment_id=waited["payment_id"])
+        assert refused["status"] == "failed" and refused["reason"] == "fee-too-high"
+        assert repeated == waited  # an ended payment id: answered at once, paid once
+        with pytest.raises(ApiError, match="wait is for a multi-hop payment"):
+            await a.call("pay", peer="bank-b.test", amount=100, unit=UNIT, wait=True)
     finally:
         for node in nodes:
             node.stop()
