@@ -79,7 +79,7 @@ def measure(closed: int, pending: int, ticks: int) -> dict[str, Any]:
         {},
         RouteGraph(OWN, [UPSTREAM, DOWNSTREAM]),
         lambda peer, unit: 10**9,
-        lambda address: True,
+        lambda payee, unit: True,
         state,
     )
     tick_ms = []
