@@ -17,6 +17,13 @@ Rules:
   (leg B) and the maker credited at M (leg A), the taker's hold and the
   carved hold settled. Neither: no credit on either side, the taker's hold
   released, the carved hold (if any) released.
+- Receipts (at the end): M logged its receipt of leg A before leg B started
+  (every maker-side exchange whose leg B payment exists has one), and a
+  receipt the taker's validator holds is the very one M logged. A failed
+  exchange whose taker holds a receipt while M never learned the secret is
+  a claim the taker could make against an M that followed the protocol
+  (leg B failed after the receipt): counted (``exchange_claims``), not a
+  violation.
 - Spread (after the drain, within OFFER_SPREAD_BOUND_MS): every live offer
   (open at its maker's validator, something left, not expiring soon) is in
   the order book of every node its validator's trust reaches (at most
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from typing import NoReturn
 
 from node.engine import NodeEngine
 from node.exchange_desk import decode_acceptance
@@ -41,7 +49,7 @@ from simulations.simnode import SimNode
 from simulations.violations import InvariantViolation, Violation
 
 
-def _fail(invariant: str, message: str, nodes: tuple[str, ...], time_ms: int) -> None:
+def _fail(invariant: str, message: str, nodes: tuple[str, ...], time_ms: int) -> NoReturn:
     raise InvariantViolation(Violation(invariant, message, nodes, time_ms))
 
 
@@ -188,12 +196,18 @@ BOTH = {
 def check_atomicity(nodes: list[SimNode], time_ms: int) -> dict[str, int]:
     """Every take across validators settled on both legs or on none; returns the outcomes."""
     by_name = {node.name: node for node in nodes}
-    outcomes = {"exchanges_settled": 0, "exchanges_failed": 0, "exchanges_refused": 0}
+    outcomes = {
+        "exchanges_settled": 0,
+        "exchanges_failed": 0,
+        "exchanges_refused": 0,
+        "exchange_claims": 0,
+    }
     for taker in nodes:
         for exchange in _exchanges(taker, "taker"):
             take = exchange.terms
             maker = by_name[exchange.maker_validator]
             legs = _legs(taker, maker, take)
+            outcomes["exchange_claims"] += _receipt_claim(exchange, maker, time_ms)
             neither = (
                 not legs["taker_credited"]
                 and not legs["maker_credited"]
@@ -217,6 +231,15 @@ def check_atomicity(nodes: list[SimNode], time_ms: int) -> dict[str, int]:
         for exchange in _exchanges(maker, "maker"):
             take = exchange.terms
             taker_name = domain_of(take.taker)
+            leg_b = take.payment_id in _engine(maker).state.payments.payments
+            if leg_b and exchange.held is None:
+                _fail(
+                    "receipts",
+                    f"{maker.name} paid leg B of take {take.payment_id[:16]} without a "
+                    "receipt of leg A in its log",
+                    (maker.name,),
+                    time_ms,
+                )
             if take.take_id not in _engine(by_name[taker_name]).state.exchange.exchanges:
                 _fail(
                     "atomicity",
@@ -226,6 +249,25 @@ def check_atomicity(nodes: list[SimNode], time_ms: int) -> dict[str, int]:
                     time_ms,
                 )
     return outcomes
+
+
+def _receipt_claim(exchange: Exchange, maker: SimNode, time_ms: int) -> int:
+    """1 if the taker's validator could claim against M for this exchange, else 0;
+    a receipt that is not the one M logged is a violation."""
+    if exchange.held is None:
+        return 0
+    made = _engine(maker).state.exchange.exchanges.get(exchange.terms.take_id)
+    if made is None or made.held != exchange.held:
+        _fail(
+            "receipts",
+            f"the taker's validator holds a receipt of take "
+            f"{exchange.terms.payment_id[:16]} that {maker.name} never logged",
+            (maker.name,),
+            time_ms,
+        )
+    condition = decode_acceptance(made.acceptance or b"").acceptance.condition
+    learned = condition in _engine(maker).state.payments.preimages
+    return int(exchange.state == "failed" and not learned)
 
 
 # --- spread ---------------------------------------------------------------------------------

@@ -102,6 +102,31 @@ def test_a_credit_lost_on_one_side_is_an_exchange_settled_on_one_leg(
     check_atomicity(traded.nodes, traded.now_ms)
 
 
+def test_receipts_of_leg_a_are_checked_and_no_honest_maker_is_claimable(
+    traded: Simulation,
+) -> None:
+    """Every settled exchange had M's receipt before leg B; without faults no
+    taker's validator ends holding a claim. A receipt M never logged, or a leg B
+    paid without one, is a violation."""
+    assert check_atomicity(traded.nodes, traded.now_ms)["exchange_claims"] == 0
+    taker, maker, take_id = _settled_exchange(traded)
+    made = traded.nodes[maker].engine.state.exchange.exchanges[take_id]  # type: ignore[union-attr]
+    kept = traded.nodes[taker].engine.state.exchange.exchanges[take_id]  # type: ignore[union-attr]
+    receipt = made.held
+    assert receipt is not None and kept.held == receipt
+    flipped = receipt[:-1] + bytes([receipt[-1] ^ 1])
+    for m_copy, t_copy, wanted in ((None, None, "without a receipt"), (receipt, flipped, "never")):
+        made.held, kept.held = m_copy, t_copy
+        try:
+            with pytest.raises(InvariantViolation) as caught:
+                check_atomicity(traded.nodes, traded.now_ms)
+            assert caught.value.violation.invariant == "receipts"
+            assert wanted in caught.value.violation.message
+        finally:
+            made.held = kept.held = receipt
+    check_atomicity(traded.nodes, traded.now_ms)
+
+
 def test_an_acceptance_the_makers_validator_forgot_is_caught(traded: Simulation) -> None:
     _, maker, take_id = _settled_exchange(traded)
     engine = traded.nodes[maker].engine
