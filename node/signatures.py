@@ -16,13 +16,25 @@ Rules:
   item reaches a node once, so a node rarely asks twice; in the simulator
   every node of the mesh shares the process, and a route announcement is
   checked once for all fifty instead of once each.
+- ``remembering_own_signatures`` (off unless a process turns it on; the
+  simulator does during a run, every node of its mesh living in one process)
+  remembers the signatures this process's own ``sign`` made, by (public key,
+  kind, payload).
+  ``verify`` of exactly those bytes and that signature answers True without
+  the curve maths (a signature made by a real sign over those bytes is
+  valid); anything else, a tampered byte or a foreign signature, is checked
+  for real. Signing the same bytes again returns the remembered signature:
+  ed25519 is deterministic, so it is the one a real sign would make. Bounded
+  in entries and payload bytes, the oldest forgotten first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import nacl.exceptions
@@ -91,7 +103,10 @@ class NodeKey:
 
     @property
     def public_key(self) -> bytes:
-        return bytes(self._signing_key().verify_key)
+        public_key = _public_key_cache.get(self.seed)
+        if public_key is None:
+            public_key = _public_key_cache[self.seed] = bytes(self._signing_key().verify_key)
+        return public_key
 
     def _signing_key(self) -> nacl.signing.SigningKey:
         # Deriving the key costs ~25 us; every frame needs it.
@@ -102,10 +117,77 @@ class NodeKey:
         return signing_key
 
     def sign(self, kind: bytes, payload: bytes) -> bytes:
+        if _own.entries_max and type(payload) is bytes:
+            return _own.sign(self, kind, payload)
         return bytes(self._signing_key().sign(signed_bytes(kind, payload)).signature)
 
 
+class _OwnSignatures:
+    """The signatures this process's ``sign`` made (see the module's rules), oldest first."""
+
+    def __init__(self) -> None:
+        self.entries_max = 0  # 0: off
+        self.payload_bytes_max = 0
+        self.payload_bytes = 0
+        self.signatures: OrderedDict[tuple[bytes, bytes, bytes], bytes] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def sign(self, key: NodeKey, kind: bytes, payload: bytes) -> bytes:
+        made = (key.public_key, kind, payload)
+        with self.lock:
+            signature = self.signatures.get(made)
+            if signature is not None:
+                self.signatures.move_to_end(made)
+                return signature
+            signing_key = key._signing_key()
+            signature = bytes(signing_key.sign(signed_bytes(kind, payload)).signature)
+            self.signatures[made] = signature
+            self.payload_bytes += len(payload)
+            self._forget_beyond_bounds()
+        return signature
+
+    def _forget_beyond_bounds(self) -> None:
+        while self.signatures and (
+            len(self.signatures) > self.entries_max or self.payload_bytes > self.payload_bytes_max
+        ):
+            (_, _, payload), _ = self.signatures.popitem(last=False)
+            self.payload_bytes -= len(payload)
+
+    def made(self, public_key: bytes, kind: bytes, payload: bytes, signature: bytes) -> bool:
+        """Whether this process's ``sign`` made ``signature`` over exactly these bytes."""
+        return self.signatures.get((public_key, kind, payload)) == signature
+
+    def configure(self, entries_max: int, payload_bytes_max: int) -> None:
+        assert entries_max >= 0 and payload_bytes_max >= 0
+        with self.lock:
+            self.entries_max, self.payload_bytes_max = entries_max, payload_bytes_max
+            if not entries_max:
+                self.signatures.clear()
+                self.payload_bytes = 0
+            self._forget_beyond_bounds()
+
+
+_own = _OwnSignatures()
+
+
+@contextlib.contextmanager
+def remembering_own_signatures(entries_max: int, payload_bytes_max: int) -> Iterator[None]:
+    """Within: remember the last ``entries_max`` signatures this process makes, of payloads
+    of at most ``payload_bytes_max`` bytes together (see the module's rules). After: as
+    before (off, by default, and forgotten).
+
+    For a process that verifies what it signed itself (the simulator): a real node never
+    sees its own frames, and would only pay the memory."""
+    previous = (_own.entries_max, _own.payload_bytes_max)
+    _own.configure(entries_max, payload_bytes_max)
+    try:
+        yield
+    finally:
+        _own.configure(*previous)
+
+
 _signing_key_cache: dict[bytes, nacl.signing.SigningKey] = {}
+_public_key_cache: dict[bytes, bytes] = {}  # by seed, as the signing keys
 _verify_key_cache: dict[bytes, nacl.signing.VerifyKey] = {}
 # Valid signatures by their exact bytes, oldest first.
 _verified: OrderedDict[tuple[bytes, bytes, bytes, bytes], None] = OrderedDict()
@@ -130,6 +212,12 @@ def verify(public_key: bytes, kind: bytes, payload: bytes, signature: bytes) -> 
     """True when ``signature`` is ``public_key``'s signature of ``kind`` over ``payload``."""
     if len(public_key) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
         return False
+    if (
+        _own.entries_max
+        and type(payload) is bytes
+        and _own.made(public_key, kind, payload, signature)
+    ):
+        return True
     verify_key = _verify_key_cache.get(public_key)
     if verify_key is None:
         try:

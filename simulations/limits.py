@@ -35,6 +35,11 @@ SIMULATED_TICK_INTERVAL_MS = TICK_INTERVAL_MS  # a node's clock tick, as the run
 UNITS = ("1E-2 USD", "1E-2 EUR")
 CREDIT_LIMIT_RANGE = (200_000, 5_000_000)  # credit a node extends to a peer, per unit (seeded)
 DURATION_MS_MAX = 7 * 24 * 3_600_000
+# Every node lives in this process, so a frame's receiver may check the very signature its
+# sender's real sign made here: node.signatures remembers this many of them (and this many
+# payload bytes), enough for frames in flight and for retransmissions of the same bytes.
+OWN_SIGNATURES_REMEMBERED = 16_384
+OWN_SIGNATURES_PAYLOAD_BYTES_MAX = 64 * 1024 * 1024
 
 # --- faults ----------------------------------------------------------------------
 PARTITION_MS_MIN = 1_000
@@ -115,6 +120,7 @@ assert CRASH_DOWN_MS_MIN <= CRASH_DOWN_MS_MAX
 assert EXPIRY_MS_RANGE[0] < EXPIRY_MS_RANGE[1] < RESOLVE_BOUND_MS
 assert SNAPSHOT_EVERY_RECORDS_RANGE[0] <= SNAPSHOT_EVERY_RECORDS_RANGE[1]
 assert FRAME_BYTES_MAX < SIMULATED_SEGMENT_BYTES_MAX
+assert FRAME_BYTES_MAX < OWN_SIGNATURES_PAYLOAD_BYTES_MAX  # the largest frame fits
 assert OFFER_SELL_RANGE[0] > 0 and OFFER_PRICE_PPM_RANGE[0] > 0
 assert OFFER_LIFETIME_MS_RANGE[0] > OFFER_SPREAD_MARGIN_MS  # offers outlive their checks
 assert RESOLVE_BOUND_MS < OFFERS_RESOLVE_BOUND_MS

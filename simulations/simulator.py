@@ -40,6 +40,7 @@ from node.config import NodeConfig, PeerConfig
 from node.engine import Decisions
 from node.logs import configure_logging
 from node.net.base import PeerDown, PeerStatus, PeerUp, Received
+from node.signatures import remembering_own_signatures
 from node.storage.check import CorruptLogError, CorruptSnapshotError
 from simulations.books import UNKNOWN, Books
 from simulations.convergence import Convergences
@@ -55,6 +56,8 @@ from simulations.limits import (
     EPOCH_MS,
     OFFERS_RESOLVE_BOUND_MS,
     OPERATOR_LATENCY_MS,
+    OWN_SIGNATURES_PAYLOAD_BYTES_MAX,
+    OWN_SIGNATURES_REMEMBERED,
     REPORT_POINTS_MAX,
     REPORT_SAMPLE_MS_MIN,
     RESOLVE_BOUND_MS,
@@ -180,6 +183,13 @@ class Simulation:
     def run(self, progress: Callable[[int], None] | None = None) -> SimulationResult:
         """Run to the end, or to the first violation. ``progress`` gets the simulated ms now
         and then (it never affects the run)."""
+        # Receivers check the signatures their senders made in this process (see the limit).
+        with remembering_own_signatures(
+            OWN_SIGNATURES_REMEMBERED, OWN_SIGNATURES_PAYLOAD_BYTES_MAX
+        ):
+            return self._run(progress)
+
+    def _run(self, progress: Callable[[int], None] | None) -> SimulationResult:
         started = time.perf_counter()
         violation: ViolationReport | None = None
         try:
