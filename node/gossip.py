@@ -55,6 +55,7 @@ import bisect
 import enum
 import hashlib
 import heapq
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +129,17 @@ class GossipItem:
 
 
 def _item_name_from_wire(value: object) -> ItemName:
+    if type(value) is list and len(value) == 3:
+        origin, kind, item_id = value
+        if (  # the usual, valid name at once; anything else is checked below, with its reason
+            type(origin) is bytes
+            and len(origin) == PUBLIC_KEY_BYTES
+            and type(kind) is str
+            and len(kind) <= GOSSIP_KIND_LENGTH_MAX
+            and type(item_id) is bytes
+            and 0 < len(item_id) <= GOSSIP_ITEM_ID_BYTES_MAX
+        ):
+            return (origin, kind, item_id)
     if type(value) is not list or len(value) != 3:
         raise DecodeError("bad-field", "an item name is [origin, kind, id]")
     origin = require_bytes(value[0], "origin", PUBLIC_KEY_BYTES)
@@ -238,9 +250,10 @@ def _entries_from_wire(entries: list[Any]) -> tuple[tuple[ItemName, int], ...]:
     for entry in entries:
         if type(entry) is not list or len(entry) != 2:
             raise DecodeError("bad-field", "an entry is [name, seq]")
-        decoded.append(
-            (_item_name_from_wire(entry[0]), require_int(entry[1], "seq", 0, MSG_ID_MAX))
-        )
+        name, seq = _item_name_from_wire(entry[0]), entry[1]
+        if type(seq) is not int or not 0 <= seq <= MSG_ID_MAX:
+            require_int(seq, "seq", 0, MSG_ID_MAX)  # raises, with the reason
+        decoded.append((name, seq))
     return tuple(decoded)
 
 
@@ -394,6 +407,10 @@ class _Pass:
         for peer in peers:
             self.outgoing.setdefault(peer, []).append(item)
 
+    def forward_each(self, peer: bytes, items: list[GossipItem]) -> None:
+        if items:
+            self.outgoing.setdefault(peer, []).extend(items)
+
     def announce(self, peers: Iterable[bytes], item: GossipItem) -> None:
         for peer in peers:
             self.haves.setdefault(peer, []).append((item.name, item.seq))
@@ -457,6 +474,9 @@ class GossipEngine:
         self.verify = verify
         self.eager_fanout = eager_fanout
         self.items: dict[ItemName, GossipItem] = {}
+        # The names of ``items``, kept sorted by ``_store`` and ``_prune``: a round or an
+        # answer slices its range instead of sorting every name. Read through ``_names``.
+        self.sorted_names: list[ItemName] = []
         self.per_origin: dict[bytes, int] = {}
         self.buckets: dict[bytes, _Bucket] = {}
         self.walks: dict[bytes, _Walk] = {peer: _Walk() for peer in self.peers}
@@ -580,6 +600,7 @@ class GossipEngine:
     def _store(self, run: _Pass, item: GossipItem) -> None:
         if item.name not in self.items:
             self.per_origin[item.origin] = self.per_origin.get(item.origin, 0) + 1
+            bisect.insort(self._names(), item.name)  # before ``items`` grows
         self.items[item.name] = item
         heapq.heappush(self.expiries, (item.expires_ms, item.name))
         if len(self.expiries) > 2 * GOSSIP_ITEMS_MAX:  # replaced items' entries pile up
@@ -595,7 +616,11 @@ class GossipEngine:
             item = self.items.get(name)
             if item is None or item.expires_ms != expires_ms:
                 continue  # replaced by a newer item since, or already gone
+            names = self._names()  # before ``items`` shrinks
             del self.items[name]
+            position = bisect.bisect_left(names, name)
+            assert names[position] == name
+            del names[position]
             self.per_origin[item.origin] -= 1
             if self.per_origin[item.origin] == 0:
                 del self.per_origin[item.origin]
@@ -612,11 +637,13 @@ class GossipEngine:
     def _round(self, run: _Pass, peer: bytes, now_ms: int) -> None:
         """Send ``peer`` the digest of our next range, then move the walk on."""
         walk = self.walks[peer]
-        names = sorted(name for name in self.items if walk.after is None or name > walk.after)
-        chosen = names[:GOSSIP_DIGEST_ENTRIES_MAX]
-        last_range = len(names) <= GOSSIP_DIGEST_ENTRIES_MAX
+        names = self._names()
+        first = 0 if walk.after is None else bisect.bisect_right(names, walk.after)
+        chosen = names[first : first + GOSSIP_DIGEST_ENTRIES_MAX]
+        last_range = len(names) - first <= GOSSIP_DIGEST_ENTRIES_MAX
         high = None if last_range else chosen[-1]
-        entries = tuple((name, self.items[name].seq) for name in chosen)
+        items = self.items
+        entries = tuple([(name, items[name].seq) for name in chosen])
         run.effects.append(SendToPeer(peer, GossipDigest(walk.after, high, entries)))
         walk.after = high
         walk.next_round_ms = now_ms + GOSSIP_ROUND_INTERVAL_MS
@@ -626,7 +653,7 @@ class GossipEngine:
         around from a start (see the module's rules): items the peer keeps refusing must not
         hold back the rest of the range (the endorsements that would make them trusted)."""
         theirs = dict(digest.entries)
-        names = [name for name in sorted(self.items) if _in_range(name, digest)]
+        names = self._names_in_range(digest)
         walk = self.walks[peer]
         resume = walk.answered_after
         if resume is not None and _in_range(resume, digest):
@@ -634,19 +661,30 @@ class GossipEngine:
         else:
             walk.answers += 1
             split = _start_index(self.own_key, walk.answers, len(names))
-        names = names[split:] + names[:split]
-        sent = 0
-        walk.answered_after = None
-        for name in names:
-            item = self.items[name]
-            if theirs.get(name, -1) < item.seq:
-                if sent >= GOSSIP_ROUND_ITEMS_MAX:
-                    break  # more next round, from here on
-                run.forward([peer], item)
-                walk.answered_after = name
-                sent += 1
-        else:
-            walk.answered_after = None  # everything it lacked was sent
+        items, known = self.items, theirs.get
+        lacking = [
+            (name, item)
+            for name in itertools.chain(names[split:], names[:split])
+            if known(name, -1) < (item := items[name]).seq
+        ]
+        sent = lacking[:GOSSIP_ROUND_ITEMS_MAX]
+        run.forward_each(peer, [item for _, item in sent])
+        # More next round, from the item after the last one sent; None: it has them all.
+        walk.answered_after = sent[-1][0] if len(lacking) > len(sent) else None
+
+    def _names(self) -> list[ItemName]:
+        """Every name held, sorted. Only ``_store`` and ``_prune`` change ``items``; a
+        caller that filled it directly (a test) is caught by the count and sorted afresh."""
+        if len(self.sorted_names) != len(self.items):
+            self.sorted_names = sorted(self.items)
+        return self.sorted_names
+
+    def _names_in_range(self, digest: GossipDigest) -> list[ItemName]:
+        """Our names after the digest's ``low``, up to its ``high``, in order."""
+        names = self._names()
+        first = 0 if digest.low is None else bisect.bisect_right(names, digest.low)
+        end = len(names) if digest.high is None else bisect.bisect_right(names, digest.high)
+        return names[first:end]
 
     # --- lazy pull -----------------------------------------------------------------------
 

@@ -9,6 +9,8 @@ Rules:
 - Only the last ``TRACE_TAIL_EVENTS`` lines are kept, formatted lazily, for a
   violation report. Payloads enter the trace as their length and CRC-32, so
   the digest covers their exact bytes without keeping them.
+- Lines are hashed in batches of TRACE_LINES_PER_UPDATE: SHA-256 of the
+  concatenation is the same digest as line by line, for fewer calls.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import zlib
 from collections import deque
 
 TRACE_TAIL_EVENTS = 40  # events shown with a violation
+TRACE_LINES_PER_UPDATE = 4_096  # lines joined into one update of the digest
 
 Event = tuple[int, str, int, int, object]
 
@@ -32,17 +35,26 @@ class Trace:
 
     def __init__(self, names: list[str]) -> None:
         self._hash = hashlib.sha256()
+        self._lines: list[str] = []  # not hashed yet
         self._tail: deque[Event] = deque(maxlen=TRACE_TAIL_EVENTS)
         self._names = names
         self.events = 0
 
     def add(self, time_ms: int, kind: str, a: int, b: int, detail: object) -> None:
         """One event; ``a`` and ``b`` are node indices (-1 for none)."""
-        self._hash.update(f"{time_ms} {kind} {a} {b} {detail}\n".encode())
+        lines = self._lines
+        lines.append(f"{time_ms} {kind} {a} {b} {detail}\n")
         self._tail.append((time_ms, kind, a, b, detail))
         self.events += 1
+        if len(lines) >= TRACE_LINES_PER_UPDATE:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._hash.update("".join(self._lines).encode())
+        self._lines.clear()
 
     def digest(self) -> str:
+        self._flush()
         return self._hash.hexdigest()
 
     def _name(self, index: int) -> str:
