@@ -10,6 +10,7 @@ configured unit of that code.
 from __future__ import annotations
 
 import argparse
+import secrets
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -60,20 +61,36 @@ def pay_to(args: argparse.Namespace) -> Any:
     amount, unit = amount_and_unit(args.dir, args.amount, args.unit)
     max_fee = None if args.max_fee is None else parse_fee(args.max_fee, unit)
 
+    # Our own id when none is given: if --wait runs out, we still know what to ask for.
+    payment_id = args.payment_id or secrets.token_hex(8)
+
     async def go() -> Any:
-        async with open_api_client(args.dir) as client:
-            view = await client.call(
-                "pay",
-                to=args.to,
-                amount=amount,
-                unit=unit,
-                payment_id=args.payment_id,
-                max_fee=max_fee,
-            )
+        # The node answers a waiting `pay` when the payment has ended; past --wait,
+        # the payment's view as it stands (pending) is the answer.
+        async with open_api_client(args.dir, timeout_s=args.wait + 5) as client:
+            view = None
             with trio.move_on_after(args.wait):
-                while view["status"] == "pending":
+                view = await client.call(
+                    "pay",
+                    to=args.to,
+                    amount=amount,
+                    unit=unit,
+                    payment_id=payment_id,
+                    max_fee=max_fee,
+                    wait=True,
+                )
+                while view["status"] == "pending":  # the node had too many waiting
                     await trio.sleep(0.05)
-                    view = await client.call("payment", payment_id=view["payment_id"])
+                    view = await client.call("payment", payment_id=payment_id)
+            if view is None:
+                try:
+                    view = await client.call("payment", payment_id=payment_id)
+                except ApiError as error:
+                    if error.code != "not-found":
+                        raise
+                    raise ApiError(
+                        "not-started", f"payment {payment_id} was not started within --wait"
+                    ) from None
             return view
 
     view = trio.run(go)
