@@ -260,8 +260,9 @@ def claim_of_status(status: dict[str, Any]) -> bytes:
     if status.get("held") is None:
         raise CommandError(
             f"take {take_id[:16]} ({state}): the maker's validator never confirmed your "
-            "leg A held, so it owes nothing yet (leg A did not reach it, or it stalled "
-            "before taking it); your hold is released when leg A fails or expires"
+            "leg A held, so there is nothing to claim (leg A did not reach it, it refused "
+            "it, or it stalled before paying leg B; a take from before receipts has none); "
+            "your hold is released when leg A fails or expires"
         )
     if status.get("take") is None or status.get("offer") is None:
         raise CommandError(

@@ -47,6 +47,7 @@ from node.limits import (
     API_FRAME_BYTES_MAX,
     EXCHANGE_CLAIM_MARGIN_MS,
     EXCHANGE_LEG_A_FINAL_DELTA_MS,
+    EXCHANGE_LEG_B_TIME_MIN_MS,
     EXCHANGE_TAKE_TIMEOUT_MS,
     EXCHANGE_TAKES_OPEN_MAX,
     HASH_BYTES,
@@ -271,7 +272,13 @@ class ExchangeDesk:
 
     def on_answer(self, answer: TakeAnswer, now_ms: int) -> None:
         exchange = self.state.exchanges.get(answer.take_id)
-        if exchange is None or exchange.side != "taker" or exchange.state != "open":
+        if exchange is None or exchange.side != "taker":
+            return
+        if exchange.state != "open":
+            # M sends its receipt in the pass that starts leg B; leg A may have
+            # ended here first (leg B failed at once): the receipt still counts.
+            if exchange.acceptance is not None:
+                self._on_receipt(exchange, answer.held)
             return
         if exchange.acceptance is not None:
             self._on_receipt(exchange, answer.held)  # a repeated answer, perhaps with it
@@ -482,10 +489,18 @@ class ExchangeDesk:
         hold = self.books.hold(take.maker, take.payment_id)
         if hold is None or hold.status != "open":
             return
+        payments = self.payments.state.payments
+        invoice = payments.invoices.get(notice.condition)
+        if invoice is None or invoice.abandoned or payments.held(invoice) < take.pay:
+            return  # leg A is no longer held (its parts were refused in this very pass)
         _, unit_b = self._units(take)
         latest = notice.min_expires_at_ms - EXCHANGE_CLAIM_MARGIN_MS
-        if exchange.held is None:
-            self._sign_receipt(exchange, notice, latest, now_ms)
+        if latest < now_ms + EXCHANGE_LEG_B_TIME_MIN_MS:
+            # The taker's validator gave leg A too short a life for leg B to fit
+            # before it: refuse leg A now, with nothing signed and nothing paid.
+            self.feed(ActionAbandon(notice.condition, "leg-a-expiry-too-short"))
+            self._end(exchange, False, "leg-a-expiry-too-short", now_ms)
+            return
         self.feed(
             ActionPay(
                 take.payment_id,
@@ -500,13 +515,19 @@ class ExchangeDesk:
                 latest_expiry_ms=latest,
             )
         )
+        leg_b = payments.payments.get(take.payment_id)
+        if exchange.held is None and leg_b is not None and leg_b.status is PaymentStatus.PENDING:
+            # Leg B is under way: now the receipt (same pass, same fsync, so it is
+            # in the log before leg B or the receipt leaves). A leg B refused or
+            # failed up front gets none: the exchange fails, nothing is owed.
+            self._sign_receipt(exchange, notice, latest, now_ms)
 
     def _sign_receipt(
         self, exchange: Exchange, notice: NotifyHeld, latest_ms: int, now_ms: int
     ) -> None:
-        """M: leg A is held; sign that, log it and send it back along the take's path
-        (before leg B leaves: the pass's log goes first). A record from before
-        receipts has no path: T's repeated TAKE gets the receipt then."""
+        """M: leg A is held and leg B under way; sign that, log it and send it back
+        along the take's path (in the pass's log before anything of it leaves). A
+        record from before receipts has no path: T's repeated TAKE gets it then."""
         acceptance = _acceptance_of(exchange).acceptance
         receipt = LegAHeld(
             acceptance.offer_id,

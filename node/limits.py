@@ -204,12 +204,17 @@ ENDORSEMENT_LIFETIME_MS = 3 * 3600 * 1000  # ... for this long
 EXCHANGE_TAKE_TIMEOUT_MS = 60_000  # a take not accepted by then is given up (hold released)
 EXCHANGE_LEG_A_FINAL_DELTA_MS = 240_000  # the taker's leg outlives the maker's leg by this much
 EXCHANGE_CLAIM_MARGIN_MS = 30_000  # the maker's validator claims leg A this long before it expires
+EXCHANGE_LEG_B_TIME_MIN_MS = 120_000  # leg A held for less time than this + the margin is refused
 EXCHANGE_TAKES_OPEN_MAX = 1_000  # takes in flight at one validator (as maker's or taker's)
 OFFER_GOSSIP_HEADROOM = 256  # gossip items of ours kept free for routes and endorsements
 OFFER_RESYNC_INTERVAL_MS = 1_000  # after the accepted validators grew, re-ask peers this often
 assert OFFER_CHANGES_PER_ANSWER_MAX <= OFFER_JOURNAL_MAX
 assert ENDORSE_INTERVAL_MS < ENDORSEMENT_LIFETIME_MS <= GOSSIP_ITEM_LIFETIME_MS_MAX
 assert EXCHANGE_CLAIM_MARGIN_MS > CLOCK_SKEW_MS_MAX
+# An honest leg A arrives with about EXCHANGE_LEG_A_FINAL_DELTA_MS left: a third to spare.
+_LEG_B_NEEDS_MS = EXCHANGE_LEG_B_TIME_MIN_MS + EXCHANGE_CLAIM_MARGIN_MS
+assert 3 * _LEG_B_NEEDS_MS < 2 * EXCHANGE_LEG_A_FINAL_DELTA_MS
+assert EXCHANGE_LEG_B_TIME_MIN_MS > PAYMENT_FINAL_DELTA_MS
 assert OFFER_GOSSIP_HEADROOM < GOSSIP_ITEMS_PER_ORIGIN_MAX
 
 # --- offers core (node/offers) OFFERS-GOSSIP ---------------------------------------------

@@ -17,8 +17,10 @@ Rules:
   (leg B) and the maker credited at M (leg A), the taker's hold and the
   carved hold settled. Neither: no credit on either side, the taker's hold
   released, the carved hold (if any) released.
-- Receipts (at the end): M logged its receipt of leg A before leg B started
-  (every maker-side exchange whose leg B payment exists has one), and a
+- Receipts (at the end): M logged its receipt of leg A before leg B went out
+  (every maker-side exchange whose leg B succeeded, is pending or had a part
+  accepted has one; a leg B refused in the pass that started it has none, by
+  design), and a
   receipt the taker's validator holds is the very one M logged. A failed
   exchange whose taker holds a receipt while M never learned the secret is
   a claim the taker could make against an M that followed the protocol
@@ -44,6 +46,7 @@ from node.exchange_desk import decode_acceptance
 from node.exchange_state import Exchange
 from node.ledger.codec import domain_of
 from node.ledger.signed import OfferFill, Take
+from node.payments.events import PaymentStatus
 from simulations.limits import EPOCH_MS
 from simulations.simnode import SimNode
 from simulations.violations import InvariantViolation, Violation
@@ -231,8 +234,7 @@ def check_atomicity(nodes: list[SimNode], time_ms: int) -> dict[str, int]:
         for exchange in _exchanges(maker, "maker"):
             take = exchange.terms
             taker_name = domain_of(take.taker)
-            leg_b = take.payment_id in _engine(maker).state.payments.payments
-            if leg_b and exchange.held is None:
+            if _leg_b_went_out(maker, take) and exchange.held is None:
                 _fail(
                     "receipts",
                     f"{maker.name} paid leg B of take {take.payment_id[:16]} without a "
@@ -249,6 +251,18 @@ def check_atomicity(nodes: list[SimNode], time_ms: int) -> dict[str, int]:
                     time_ms,
                 )
     return outcomes
+
+
+def _leg_b_went_out(maker: SimNode, take: Take) -> bool:
+    """Leg B did not fail in the pass that started it: it succeeded, is still
+    going, or got a part accepted. (One refused at once, with no receipt, is the
+    protocol: nothing was promised.)"""
+    payments = _engine(maker).state.payments
+    leg_b = payments.payments.get(take.payment_id)
+    if leg_b is None:
+        return False
+    accepted = any(payments.outgoing[ref].accepted for ref in leg_b.parts)
+    return leg_b.status is not PaymentStatus.FAILED or accepted
 
 
 def _receipt_claim(exchange: Exchange, maker: SimNode, time_ms: int) -> int:

@@ -49,9 +49,11 @@ from node.ledger.signed import SignedInstruction, Take, signed_instruction_from_
 from node.limits import (
     ACCEPTANCE_BYTES_MAX,
     AMOUNT_MAX,
+    EXCHANGE_CLAIM_MARGIN_MS,
     EXCHANGE_LEG_A_FINAL_DELTA_MS,
     HASH_BYTES,
     PAYMENT_DEADLINE_MS_DEFAULT,
+    PAYMENT_EXPIRY_MS_MAX,
     PAYMENT_HOPS_MAX,
     PUBLIC_KEY_BYTES,
     REASON_LENGTH_MAX,
@@ -242,7 +244,12 @@ def signed_leg_a_held_from_wire(obj: object) -> SignedLegAHeld:
 
 def receipt_problem(signed: SignedLegAHeld, acceptance: Acceptance) -> str | None:
     """Why ``signed`` is not M's receipt of leg A for the take ``acceptance``
-    accepted, paid in full, or None."""
+    accepted, paid in full, with times an honest M can sign, or None.
+
+    The times bound the claim's window: M receives leg A only until the
+    acceptance's horizon (its expectation expires then), a payee's transfer
+    expires at most PAYMENT_EXPIRY_MS_MAX after it arrives, and leg B's latest
+    expiry is leg A's minus EXCHANGE_CLAIM_MARGIN_MS."""
     receipt = signed.receipt
     if not signed.verifies(acceptance.validator_key):
         return "bad-receipt-signature"
@@ -251,6 +258,13 @@ def receipt_problem(signed: SignedLegAHeld, acceptance: Acceptance) -> str | Non
         return "other-receipt"
     if receipt.held < acceptance.pay:
         return "underpaid"
+    issued_ms, expires_ms = receipt.issued_ms, receipt.leg_a_expires_ms
+    if not acceptance.issued_ms <= issued_ms <= settlement_horizon_ms(acceptance):
+        return "bad-receipt-times"
+    if not issued_ms < expires_ms <= issued_ms + PAYMENT_EXPIRY_MS_MAX:
+        return "bad-receipt-times"
+    if receipt.leg_b_latest_ms != expires_ms - EXCHANGE_CLAIM_MARGIN_MS:
+        return "bad-receipt-times"
     return None
 
 

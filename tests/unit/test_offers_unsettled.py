@@ -15,9 +15,11 @@ from node.exchange_state import ExchangeState, exchange_record_from_wire
 from node.ledger.signed import SignedInstruction, Take
 from node.limits import (
     CLOCK_SKEW_MS_MAX,
+    EXCHANGE_CLAIM_MARGIN_MS,
     EXCHANGE_LEG_A_FINAL_DELTA_MS,
     EXCHANGE_UNSETTLED_BYTES_MAX,
     PAYMENT_DEADLINE_MS_DEFAULT,
+    PAYMENT_EXPIRY_MS_MAX,
 )
 from node.offers.evidence import evidence_type
 from node.offers.take import (
@@ -83,12 +85,16 @@ LEG_A_EXPIRES_MS = LEG_DEADLINE_MS + 30_000  # well inside the acceptance's hori
 
 
 def held(signer: NodeKey = M_KEY, **changes: object) -> SignedLegAHeld:
-    """M's receipt of the take's leg A, paid in full."""
+    """M's receipt of the take's leg A, paid in full; leg B's latest expiry follows
+    leg A's unless given."""
     body = LegAHeld(
         OFFER.offer_id, TAKE.take_id, "bank-1.test", M_KEY.public_key, sha256(SECRET),
-        TAKE.pay, LEG_A_EXPIRES_MS, LEG_A_EXPIRES_MS - 30_000, NOW_MS + 1_000,
+        TAKE.pay, LEG_A_EXPIRES_MS, LEG_A_EXPIRES_MS - EXCHANGE_CLAIM_MARGIN_MS, NOW_MS + 1_000,
     )  # fmt: skip
     body = dataclasses.replace(body, **changes)  # type: ignore[arg-type]
+    if "leg_b_latest_ms" not in changes:
+        latest_ms = body.leg_a_expires_ms - EXCHANGE_CLAIM_MARGIN_MS
+        body = dataclasses.replace(body, leg_b_latest_ms=latest_ms)
     request = body.signing_request()
     return SignedLegAHeld(body, signer.sign(request.kind, request.payload))
 
@@ -127,7 +133,8 @@ def test_before_the_window_has_passed_it_is_not_a_proof() -> None:
 
 def test_a_leg_a_that_outlives_the_acceptances_horizon_moves_the_window() -> None:
     """M may claim leg A (with a late reveal) until the receipt's expiry: the claim
-    waits for it."""
+    waits for it, within what a payee accepts (PAYMENT_EXPIRY_MS_MAX after the
+    receipt; later is refused above)."""
     late_expiry_ms = WINDOW_END_MS + 60_000
     raw = claim(receipt=held(leg_a_expires_ms=late_expiry_ms))
     assert settlement_window_end_ms(decode_unsettled_evidence(raw)) == (
@@ -187,6 +194,14 @@ TAKE_OF_OTHER_OFFER = _signed_take(offer_id=OTHER_OFFER.offer_id)
         ({"receipt": held(offer_id=OTHER_OFFER.offer_id)}, "other-receipt"),
         ({"receipt": held(validator="bank-3.test")}, "other-receipt"),
         ({"receipt": held(held=TAKE.pay - 1)}, "underpaid"),
+        # Times an honest M cannot sign: they would put the window off at will.
+        ({"receipt": held(leg_a_expires_ms=NOW_MS + 1_000 + PAYMENT_EXPIRY_MS_MAX + 1)},
+         "bad-receipt-times"),
+        ({"receipt": held(leg_a_expires_ms=2**50)}, "bad-receipt-times"),
+        ({"receipt": held(leg_a_expires_ms=NOW_MS + 1_000)}, "bad-receipt-times"),
+        ({"receipt": held(leg_b_latest_ms=LEG_A_EXPIRES_MS)}, "bad-receipt-times"),
+        ({"receipt": held(issued_ms=NOW_MS - 1)}, "bad-receipt-times"),
+        ({"receipt": held(issued_ms=WINDOW_END_MS)}, "bad-receipt-times"),
     ],
 )  # fmt: skip
 def test_documents_that_do_not_bind_m_are_refused(documents: dict[str, Any], reason: str) -> None:
