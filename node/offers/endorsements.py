@@ -215,6 +215,8 @@ class Trust:
             self._endorsing[body.endorser_key] = self._endorsing.get(body.endorser_key, 0) + 1
             if self._extends(body):
                 return
+        elif _binding(held.endorsement) == _binding(body):
+            return  # a refresh (later issue and expiry) binds the same: the closure stands
         self._stale = True
 
     def remove(self, signed: SignedEndorsement) -> None:
@@ -315,3 +317,8 @@ class Trust:
         ):
             return "domain-conflict"
         return None
+
+
+def _binding(body: ValidatorEndorsement) -> tuple[str, bytes, str, bytes, str | None]:
+    """What of an endorsement the closure depends on (not when it was issued or expires)."""
+    return (body.endorser, body.endorser_key, body.subject, body.subject_key, body.address)

@@ -167,12 +167,30 @@ def test_undecodable_bodies_are_refused(body):
 
 # --- property: the closure depends on the endorsements held, not on their history ---------
 
+
+def test_a_refresh_keeps_the_closure_and_a_rebinding_refresh_changes_it():
+    """A validator re-endorses its peers every hour: the same binding again keeps
+    the closure as it is; a later one naming another domain or address rebinds."""
+    trust = trust_of(trusted=(1, 2))
+    trust.add(endorse(1, 5, issued_ms=NOW_MS, address="10.0.0.5:4000"))
+    subject = key(5).public_key
+    assert (trust.domain_of(subject), trust.address_of(subject)) == (domain(5), "10.0.0.5:4000")
+    trust.add(endorse(1, 5, issued_ms=NOW_MS + HOUR_MS, address="10.0.0.5:4000"))
+    assert not trust._stale  # nothing to recompute
+    trust.add(endorse(1, 5, issued_ms=NOW_MS + 2 * HOUR_MS, address="10.0.0.9:4000"))
+    assert trust.address_of(subject) == "10.0.0.9:4000"
+    trust.add(endorse(1, 5, subject_domain="bank-x.test", issued_ms=NOW_MS + 3 * HOUR_MS))
+    assert trust.domain_of(subject) == "bank-x.test" and trust.key_of(domain(5)) is None
+
+
 change = st.tuples(
     st.booleans(),  # add (or remove)
     st.integers(0, 7),  # endorser
     st.integers(0, 7),  # subject
     st.sampled_from([None, "bank-x.test"]),  # the subject's own domain, or a contested one
     st.booleans(),  # query the trust after this change
+    st.integers(0, 2),  # when it was issued: a later one replaces (a refresh, maybe rebinding)
+    st.sampled_from([None, "10.0.0.1:4000"]),  # the address it gives
 )
 
 
@@ -180,10 +198,13 @@ change = st.tuples(
 @given(st.lists(change, max_size=40))
 def test_the_closure_is_the_same_as_recomputed_from_scratch(changes):
     trust = trust_of(trusted=(1, 2))
-    for add, endorser, subject, subject_domain, query in changes:
+    for add, endorser, subject, subject_domain, query, issued, address in changes:
         if endorser == subject:
             continue
-        signed = endorse(endorser, subject, subject_domain=subject_domain)
+        issued_ms = NOW_MS + issued
+        signed = endorse(
+            endorser, subject, subject_domain=subject_domain, issued_ms=issued_ms, address=address
+        )
         if add:
             trust.add(signed)
         else:
@@ -195,3 +216,5 @@ def test_the_closure_is_the_same_as_recomputed_from_scratch(changes):
     fresh._recompute()
     assert trust.accepted() == fresh.accepted()
     assert trust.domains() == fresh.domains()
+    for accepted_key in fresh.accepted():
+        assert trust.address_of(accepted_key) == fresh.address_of(accepted_key)
