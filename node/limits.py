@@ -48,6 +48,7 @@ QUIC_HANDSHAKE_TIMEOUT_S = 5.0
 QUIC_CONCURRENT_HANDSHAKES_MAX = 16
 PEER_SEND_QUEUE_BYTES_MAX = 8 * 1024 * 1024  # bytes queued towards one peer
 INCOMING_QUEUE_ITEMS_MAX = 4_096  # frames waiting for the runtime
+INCOMING_QUEUE_ITEMS_PER_SENDER_MIN = 16  # a sender with fewer waiting is read even then
 RECONNECT_BACKOFF_INITIAL_S = 0.1
 RECONNECT_BACKOFF_MAX_S = 5.0
 CONNECTIONS_MAX = 256  # peers plus operator clients
@@ -94,6 +95,7 @@ DAY_MS = 24 * 3600 * 1000  # daily limits count per UTC day
 
 # --- runtime -----------------------------------------------------------------
 INPUTS_PER_PASS_MAX = 4_096  # inputs decided together, then one fsync
+PEER_INPUTS_PER_PASS_MAX = 256  # ... of which from peers: a pass stays short under gossip load
 TICK_INTERVAL_MS = 100
 API_REQUEST_TIMEOUT_S = 10.0
 PAY_BATCH_TRANSFERS_MAX = 1_000  # transfers in one pay_batch operator request
@@ -158,6 +160,8 @@ assert RECONNECT_BACKOFF_INITIAL_S < RECONNECT_BACKOFF_MAX_S
 assert QUIC_CLOSE_LINGER_S < QUIC_IDLE_TIMEOUT_S
 assert FRAME_BYTES_MAX < PEER_SEND_QUEUE_BYTES_MAX
 assert API_FRAME_BYTES_MAX < PEER_SEND_QUEUE_BYTES_MAX
+assert 0 < PEER_INPUTS_PER_PASS_MAX <= INPUTS_PER_PASS_MAX
+assert 0 < INCOMING_QUEUE_ITEMS_PER_SENDER_MIN < INCOMING_QUEUE_ITEMS_MAX
 assert FRAME_BYTES_MAX < LOG_RECORD_BYTES_MAX
 assert LOG_RECORD_BYTES_MAX < LOG_SEGMENT_BYTES_MAX
 assert LOG_RECORD_BYTES_MAX < LOG_UNSYNCED_BYTES_MAX

@@ -5,6 +5,12 @@ Rules:
   INPUTS_PER_PASS_MAX), let the engine decide, fsync once (group commit, in a
   worker thread), then send what the pass decided. Nothing leaves the node
   before the record that causes it is durable.
+- A pass takes at most PEER_INPUTS_PER_PASS_MAX inputs from peers; the rest
+  wait for the next pass. An answer leaves only once its whole pass is decided
+  and synced, so under gossip load a short pass is what keeps the operator's
+  and customers' requests answered promptly; the QUIC transport takes senders
+  in turns, so a request is in the next pass. Requests themselves are not
+  limited below INPUTS_PER_PASS_MAX: a pass of many requests shares one fsync.
 - All decisions live in ``node.engine``; this module only moves bytes between
   the engine, the disk and the network, and owns the process: the directory
   lock, signals, startup checks.
@@ -29,7 +35,12 @@ from node.check_ahead import CheckAhead, open_check_ahead
 from node.config import KEY_FILE, LOCK_FILE, LOG_DIRECTORY, load_config
 from node.crypto import load_key_file
 from node.engine import NodeEngine, recover_state
-from node.limits import GC_YOUNG_THRESHOLD, INPUTS_PER_PASS_MAX, TICK_INTERVAL_MS
+from node.limits import (
+    GC_YOUNG_THRESHOLD,
+    INPUTS_PER_PASS_MAX,
+    PEER_INPUTS_PER_PASS_MAX,
+    TICK_INTERVAL_MS,
+)
 from node.net.base import Transport, TransportEvent
 from node.net.quic import open_quic_endpoint
 from node.nurseries import collapse_single_exception_group
@@ -80,11 +91,14 @@ class NodeRuntime:
             batch: list[TransportEvent] = []
             with trio.move_on_after(max(0, next_tick_ms - self.clock_ms()) / 1000):
                 batch.append(await self.transport.events.receive())
-            while len(batch) < INPUTS_PER_PASS_MAX:
+            peer_inputs = sum(map(self._from_peer, batch))
+            while len(batch) < INPUTS_PER_PASS_MAX and peer_inputs < PEER_INPUTS_PER_PASS_MAX:
                 try:
-                    batch.append(self.transport.events.receive_nowait())
+                    event = self.transport.events.receive_nowait()
                 except trio.WouldBlock:
                     break
+                batch.append(event)
+                peer_inputs += self._from_peer(event)
             now_ms = self.clock_ms()
             tick = now_ms >= next_tick_ms
             if tick:
@@ -98,6 +112,9 @@ class NodeRuntime:
             if self.engine.snapshot_due():
                 await self._disk_io(self.engine.write_snapshot)
                 settle_long_lived()
+
+    def _from_peer(self, event: TransportEvent) -> bool:
+        return event.peer_key in self.engine.peer_names
 
     async def shutdown(self) -> None:
         """Make everything durable and leave a snapshot, so the next start is quick."""

@@ -9,10 +9,11 @@ Rules:
   it returns False (and counts) when the peer is not connected or its queue is
   full. Payloads are 1..API_FRAME_BYTES_MAX bytes; anything else is a bug in
   the caller and fails an assertion.
-- Events come out of one bounded channel, in the order the link states
+- Events come out of one bounded source, in the order each peer's link state
   changed: ``PeerUp`` once per live link, then that link's ``Received``
   payloads, then ``PeerDown`` when it goes. A link replaced by another link to
-  the same peer produces no events.
+  the same peer produces no events. Different peers' events may interleave in
+  any order (the QUIC endpoint takes the senders in turns).
 - Operating failures of the shell (cannot bind, cannot connect, connection
   lost, no answer in time) are the flat set of ``TransportError`` subclasses
   below. A misbehaving peer never makes an exception escape: its connection is
@@ -23,8 +24,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
-
-import trio
 
 
 @dataclass(frozen=True)
@@ -71,12 +70,24 @@ class PeerStatus:
     throttled_payloads: int = 0
 
 
+class EventSource(Protocol):
+    """Where the runtime takes transport events: a trio channel, or ``FairInbox``."""
+
+    async def receive(self) -> TransportEvent:
+        """The next event, waiting for one."""
+        ...
+
+    def receive_nowait(self) -> TransportEvent:
+        """The next event; ``trio.WouldBlock`` when none is ready."""
+        ...
+
+
 class Transport(Protocol):
     """The interface the runtime is written against (QUIC or in-memory)."""
 
     @property
-    def events(self) -> trio.MemoryReceiveChannel[TransportEvent]:
-        """Bounded (INCOMING_QUEUE_ITEMS_MAX) channel of transport events."""
+    def events(self) -> EventSource:
+        """Bounded (INCOMING_QUEUE_ITEMS_MAX) source of transport events."""
         ...
 
     def send_nowait(self, peer_key: bytes, payload: bytes) -> bool:

@@ -22,11 +22,15 @@ Rules:
   winner (a frame may arrive twice, none is lost). When the peer's close of
   the loser arrives before the winner opened here, the peer stays connected
   for up to QUIC_HANDSHAKE_TIMEOUT_S and sends wait for the winner.
-- Backpressure, not loss, on the way in: events leave through one ordered
-  outbox into the bounded ``events`` channel. When the runtime falls behind,
-  the outbox fills up to INCOMING_QUEUE_ITEMS_MAX and connection tasks stop
-  reading from aioquic, which stops acknowledging and granting flow-control
-  credit, so the peer slows down. Memory stays bounded by the QUIC windows.
+- Backpressure, not loss, on the way in: events wait in ``events``, a
+  ``FairInbox`` with a queue per sender, taken in turns (a client's request
+  waits behind one event of each busy peer, not behind their whole backlog).
+  When the runtime falls behind, the inbox fills up to INCOMING_QUEUE_ITEMS_MAX
+  and the connections of the senders with a backlog there stop reading from
+  aioquic, which stops acknowledging and granting flow-control credit, so
+  those peers slow down; a sender with fewer than
+  INCOMING_QUEUE_ITEMS_PER_SENDER_MIN events waiting (a client) is still
+  read. Memory stays bounded by the QUIC windows.
 - Incoming payloads above PEER_FRAMES_PER_SECOND_MAX per connection are
   dropped and counted; the protocol above retransmits.
 - Log lines are structlog key-value events; keys appear as 16 hex digits of
@@ -39,7 +43,6 @@ import enum
 import os
 import random
 import socket
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass, field
@@ -65,7 +68,6 @@ from node.limits import (
     API_FRAME_BYTES_MAX,
     CONNECTIONS_MAX,
     DATAGRAMS_PER_WAKE_MAX,
-    INCOMING_QUEUE_ITEMS_MAX,
     PEER_SEND_QUEUE_BYTES_MAX,
     QUIC_CLOSE_LINGER_S,
     QUIC_CONCURRENT_HANDSHAKES_MAX,
@@ -85,6 +87,7 @@ from node.net.base import (
     TransportEvent,
     payload_is_valid,
 )
+from node.net.fair_inbox import FairInbox
 from node.net.framing import LENGTH_PREFIX_BYTES, encode_frame
 from node.net.quic_link import (
     HELLO_FRAME,
@@ -169,15 +172,7 @@ class QuicEndpoint:
         self._routes: dict[bytes, Link] = {}
         self._links: set[Link] = set()
         self._peers: dict[bytes, _Peer] = {}
-        events_send, events_receive = trio.open_memory_channel[TransportEvent](
-            INCOMING_QUEUE_ITEMS_MAX
-        )
-        self._events_send = events_send
-        self.events: trio.MemoryReceiveChannel[TransportEvent] = events_receive
-        self._outbox: deque[TransportEvent] = deque()
-        self._outbox_ready = trio.Event()
-        self._outbox_room = trio.Event()
-        self._events_closed = False
+        self.events = FairInbox()
         self._handshake_limiter = trio.CapacityLimiter(QUIC_CONCURRENT_HANDSHAKES_MAX)
         self._random = random.Random()  # backoff jitter only
         self._nursery: trio.Nursery | None = None
@@ -248,7 +243,6 @@ class QuicEndpoint:
     def start(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
         nursery.start_soon(self._receive_loop)
-        nursery.start_soon(self._pump_events)
 
     def dial_forever(self, peer_key: bytes, address: tuple[str, int]) -> None:
         assert self._nursery is not None
@@ -277,8 +271,7 @@ class QuicEndpoint:
         ``events`` channel, and cancel the endpoint's tasks."""
         with trio.CancelScope(shield=True), trio.move_on_after(QUIC_SHUTDOWN_TIMEOUT_S):
             await self.close_all()
-        self._events_closed = True
-        self._events_send.close()
+        self.events.close()
         assert self._nursery is not None
         self._nursery.cancel_scope.cancel()
 
@@ -456,8 +449,12 @@ class QuicEndpoint:
             now = trio.current_time()
             link.handle_timers(now)
             link.forget_acknowledged()  # frames kept for a replacement: only the unacked
-            if link.state is LinkState.OPEN and len(self._outbox) >= INCOMING_QUEUE_ITEMS_MAX:
-                await self._outbox_room.wait()  # backpressure: stop reading this peer
+            if (
+                link.state is LinkState.OPEN
+                and link.peer_key is not None
+                and self.events.must_wait(link.peer_key)
+            ):
+                await self.events.wait_for_room(link.peer_key)  # backpressure: stop reading
                 now = trio.current_time()
             self._handle_quic_events(link, now)
             await self._transmit(link, now)
@@ -745,42 +742,7 @@ class QuicEndpoint:
     # --- events to the runtime ------------------------------------------------------
 
     def _emit(self, event: TransportEvent) -> None:
-        if self._events_closed:
-            return
-        if not self._outbox:
-            try:
-                self._events_send.send_nowait(event)
-                return
-            except trio.WouldBlock:
-                pass
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._events_closed = True  # the runtime closed its end: nobody listens
-                return
-        self._outbox.append(event)
-        self._outbox_ready.set()
-
-    async def _pump_events(self) -> None:
-        while True:
-            while self._outbox:
-                event = self._outbox.popleft()
-                try:
-                    try:
-                        self._events_send.send_nowait(event)
-                    except trio.WouldBlock:
-                        await self._events_send.send(event)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    self._events_closed = True  # the runtime or stop() ended the channel
-                    self._outbox.clear()
-                # Links wait only while the outbox is at its limit: wake them when
-                # there is room, without making a new Event for every event pumped.
-                if (
-                    len(self._outbox) < INCOMING_QUEUE_ITEMS_MAX
-                    and self._outbox_room.statistics().tasks_waiting
-                ):
-                    self._outbox_room.set()
-                    self._outbox_room = trio.Event()
-            self._outbox_ready = trio.Event()
-            await self._outbox_ready.wait()
+        self.events.put(event.peer_key, event)
 
 
 @asynccontextmanager
