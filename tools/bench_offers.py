@@ -28,7 +28,9 @@ node refuses offers of validators it does not trust yet). Then, in one run:
 4. Search: ``offers_search`` through the API of a real node whose book holds
    --search-offers offers from 4 validators (API round trip and the node's
    pass included), next to ``tools.bench_book`` (the in-process ``OrderBook``
-   with --book-offers live offers: the search itself).
+   with --book-offers live offers: the search itself). While the book fills
+   (every node verifying every offer), an operator ``status`` call to the
+   searched node every LOAD_STATUS_INTERVAL_S times its API under gossip load.
 5. libp2p gossipsub (tools/gossipsub_peer.py under .venv-gossipsub, D=6/4/12,
    1 s heartbeat, eclipse protection off) on the same graph, the same origins
    and interval, after our nodes are stopped: reach-all and copies per
@@ -73,6 +75,7 @@ HOUR_MS = 3_600_000
 SEARCH_VALIDATORS = 4
 SEARCH_MAKERS_PER_VALIDATOR = 10  # OFFERS_LIVE_PER_MAKER_MAX and OFFERS_OPEN_PER_USER_MAX: 100
 SEARCH_PACE_S = 0.2  # per validator: 20 offers/s in all, each verified by every node
+LOAD_STATUS_INTERVAL_S = 0.1  # status calls to the searched node while the book fills
 
 
 def now_ms() -> int:
@@ -417,12 +420,32 @@ async def fill_book(
     return validators
 
 
+async def status_under_load(node: LocalNode, done: trio.Event, times: list[float]) -> None:
+    """Time ``status`` calls to ``node`` until ``done``; a call that times out counts
+    with the time it was given."""
+    async with open_api_client(node.directory) as client:
+        while not done.is_set():
+            started = time.perf_counter()
+            try:
+                await client.call("status")
+            except ApiError as error:
+                if error.code != "timeout":
+                    raise
+            times.append((time.perf_counter() - started) * 1000)
+            await trio.sleep(LOAD_STATUS_INTERVAL_S)
+
+
 async def search(mesh: Mesh, total: int, searches: int, rng: random.Random) -> dict[str, Any]:
     searched = mesh.nodes[0]
     stored_before = (await gossip_counts(searched, "offer"))["stored"]
     started = time.monotonic()
     failures: list[str] = []
-    validators = await fill_book(mesh, total, rng, failures)
+    under_load: list[float] = []
+    filled = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(status_under_load, searched, filled, under_load)
+        validators = await fill_book(mesh, total, rng, failures)
+        filled.set()
     made_s = time.monotonic() - started
     with trio.move_on_after(60):
         while (await gossip_counts(searched, "offer"))["stored"] - stored_before < total:
@@ -442,6 +465,10 @@ async def search(mesh: Mesh, total: int, searches: int, rng: random.Random) -> d
         "made_per_s": round(total / made_s, 1),
         "offers_held": held,
         "searches": searches,
+        "status_under_load_calls": len(under_load),
+        "status_under_load_ms_p50": rounded(percentile(under_load, 50), 1),
+        "status_under_load_ms_p99": rounded(percentile(under_load, 99), 1),
+        "status_under_load_ms_max": rounded(max(under_load, default=None), 1),
         "status_ms_p50": rounded(percentile(bare, 50), 3),
         "by_pair_ms_p50": rounded(percentile(by_pair, 50), 3),
         "by_pair_ms_p99": rounded(percentile(by_pair, 99), 3),
@@ -624,6 +651,12 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
             f" p99 {found['by_pair_ms_p99']} ms; by asset p50 {found['by_asset_ms_p50']} ms,"
             f" p99 {found['by_asset_ms_p99']} ms;"
             f" a bare status call p50 {found['status_ms_p50']} ms"
+        )
+        print(
+            f"  while the book filled, {found['status_under_load_calls']} status calls:"
+            f" p50 {found['status_under_load_ms_p50']} ms,"
+            f" p99 {found['status_under_load_ms_p99']} ms,"
+            f" max {found['status_under_load_ms_max']} ms"
         )
     book = results.get("book")
     if book is not None and "error" not in book:
