@@ -97,6 +97,7 @@ DAY_MS = 24 * 3600 * 1000  # daily limits count per UTC day
 INPUTS_PER_PASS_MAX = 4_096  # inputs decided together, then one fsync
 PEER_INPUTS_PER_PASS_MAX = 256  # ... of which from peers: a pass stays short under gossip load
 TICK_INTERVAL_MS = 100
+SYNC_DEFER_MS_MAX = 50  # a pass that lets nothing out may leave its records unsynced this long
 API_REQUEST_TIMEOUT_S = 10.0
 PAY_BATCH_TRANSFERS_MAX = 1_000  # transfers in one pay_batch operator request
 LEDGER_TRANSFERS_PER_REQUEST_MAX = 200  # a customer's signed transfers in one request

@@ -39,6 +39,7 @@ from node.limits import (
     GC_YOUNG_THRESHOLD,
     INPUTS_PER_PASS_MAX,
     PEER_INPUTS_PER_PASS_MAX,
+    SYNC_DEFER_MS_MAX,
     TICK_INTERVAL_MS,
 )
 from node.net.base import Transport, TransportEvent
@@ -87,9 +88,13 @@ class NodeRuntime:
         """Decide in passes: every input ready now, one fsync, then what the pass let out."""
         task_status.started()
         next_tick_ms = self.clock_ms() + TICK_INTERVAL_MS
+        unsynced_since_ms: int | None = None  # the first pass whose records wait for a sync
         while True:
             batch: list[TransportEvent] = []
-            with trio.move_on_after(max(0, next_tick_ms - self.clock_ms()) / 1000):
+            wake_ms = next_tick_ms
+            if unsynced_since_ms is not None:
+                wake_ms = min(wake_ms, unsynced_since_ms + SYNC_DEFER_MS_MAX)
+            with trio.move_on_after(max(0, wake_ms - self.clock_ms()) / 1000):
                 batch.append(await self.transport.events.receive())
             peer_inputs = sum(map(self._from_peer, batch))
             while len(batch) < INPUTS_PER_PASS_MAX and peer_inputs < PEER_INPUTS_PER_PASS_MAX:
@@ -104,12 +109,24 @@ class NodeRuntime:
             if tick:
                 next_tick_ms = now_ms + TICK_INTERVAL_MS
             decisions = self.engine.decide(batch, now_ms, tick=tick)
-            if self.engine.sync_due:
+            leaving = bool(decisions.replies) or any(decisions.outbox.values())
+            if self.engine.sync_due and unsynced_since_ms is None:
+                unsynced_since_ms = now_ms
+            # A pass that lets nothing out need not wait for its fsync: the next pass
+            # that does (or SYNC_DEFER_MS_MAX later) makes its records durable first.
+            # A crash meanwhile loses only decisions nobody outside has seen.
+            overdue = unsynced_since_ms is not None and (
+                now_ms - unsynced_since_ms >= SYNC_DEFER_MS_MAX or self.engine.snapshot_due()
+            )
+            if self.engine.sync_due and (leaving or overdue):
                 await self._disk_io(self.engine.sync)
-            for key, payload in self.engine.outgoing(decisions):
-                self.transport.send_nowait(key, payload)
-            self.transport.flush()
-            if self.engine.snapshot_due():
+            if not self.engine.sync_due:
+                unsynced_since_ms = None
+            if leaving:
+                for key, payload in self.engine.outgoing(decisions):
+                    self.transport.send_nowait(key, payload)
+                self.transport.flush()
+            if not self.engine.sync_due and self.engine.snapshot_due():
                 await self._disk_io(self.engine.write_snapshot)
                 settle_long_lived()
 
