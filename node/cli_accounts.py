@@ -343,16 +343,36 @@ def cmd_evidence_check(args: argparse.Namespace) -> Any:
     return result
 
 
+# What a valid file of each kind shows. An over-fill is proven by M's signatures
+# alone; an exchange never settled cannot be (docs/OFFERS.md, "Evidence").
+_STANDING = {
+    OFFER_EVIDENCE_TYPE: "proof of fraud",
+    UNSETTLED_EVIDENCE_TYPE: "claim",
+}
+_UNSETTLED_CAVEAT = (
+    "the maker's validator accepted, confirmed the taker's leg A held and cannot show the "
+    "exchange settled; a taker's validator that stalled or refused leg B can make the same "
+    "file, so it is a claim the maker's validator answers with the secret or its logs, not "
+    "a proof of fraud"
+)
+
+
 def _offer_verdict(file: Path, kind: str, verdict: EvidenceVerdict) -> dict[str, Any]:
     """The answer of ``evidence check`` for an offer's evidence (overfill, unsettled)."""
+    standing = _STANDING[kind]
     if not verdict.valid or verdict.validator_key is None:
-        raise CommandError(f"{file}: not a proof of fraud: {verdict.detail}")
-    return {
+        what = "a valid claim" if kind == UNSETTLED_EVIDENCE_TYPE else "a proof of fraud"
+        raise CommandError(f"{file}: not {what}: {verdict.detail}")
+    result = {
         "valid": True,
         "reason": kind,
+        "standing": standing,
         "incriminates": verdict.validator_key.hex(),
         "detail": verdict.detail,
     }
+    if kind == UNSETTLED_EVIDENCE_TYPE:
+        result["caveat"] = _UNSETTLED_CAVEAT
+    return result
 
 
 # --- parser --------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from node.ledger.events import ActionOfferFill, ReceiveTake
 from node.ledger.signed import OfferFill, SignedInstruction, Take, pay_for
 from node.limits import (
     API_FRAME_BYTES_MAX,
+    CLOCK_SKEW_MS_MAX,
     EXCHANGE_CLAIM_MARGIN_MS,
     EXCHANGE_LEG_A_FINAL_DELTA_MS,
     EXCHANGE_LEG_B_TIME_MIN_MS,
@@ -278,10 +279,10 @@ class ExchangeDesk:
             # M sends its receipt in the pass that starts leg B; leg A may have
             # ended here first (leg B failed at once): the receipt still counts.
             if exchange.acceptance is not None:
-                self._on_receipt(exchange, answer.held)
+                self._on_receipt(exchange, answer.held, now_ms)
             return
         if exchange.acceptance is not None:
-            self._on_receipt(exchange, answer.held)  # a repeated answer, perhaps with it
+            self._on_receipt(exchange, answer.held, now_ms)  # a repeated answer, perhaps with it
             return
         if exchange.error is not None:
             return  # a repeated answer
@@ -297,13 +298,13 @@ class ExchangeDesk:
             )
             self._end(exchange, False, answer.error or "refused", now_ms)
             return
-        problem = self._acceptance_problem(exchange, answer.acceptance)
+        problem = self._acceptance_problem(exchange, answer.acceptance, now_ms)
         if problem is not None:
             self.offers.refuse("exchange-bad-acceptance", problem)
             return
         encoded = pack(answer.acceptance.to_wire())
         self.log({"k": "answer", "take_id": take.take_id, "acceptance": encoded, "error": None})
-        self._on_receipt(exchange, answer.held)
+        self._on_receipt(exchange, answer.held, now_ms)
         unit_a, _ = self._units(take)
         assert exchange.preimage is not None
         self.feed(
@@ -321,18 +322,22 @@ class ExchangeDesk:
             )
         )
 
-    def _on_receipt(self, exchange: Exchange, held: SignedLegAHeld | None) -> None:
+    def _on_receipt(self, exchange: Exchange, held: SignedLegAHeld | None, now_ms: int) -> None:
         """T keeps M's receipt of leg A (after the acceptance it belongs to)."""
         if held is None or exchange.held is not None or exchange.acceptance is None:
             return
         problem = receipt_problem(held, _acceptance_of(exchange).acceptance)
+        if problem is None and held.receipt.issued_ms > now_ms + CLOCK_SKEW_MS_MAX:
+            problem = "the receipt is from the future"
         if problem is not None:
             self.offers.refuse("exchange-bad-receipt", problem)
             return
         take_id = exchange.terms.take_id
         self.log({"k": "held", "take_id": take_id, "receipt": pack(held.to_wire())})
 
-    def _acceptance_problem(self, exchange: Exchange, signed: SignedAcceptance) -> str | None:
+    def _acceptance_problem(
+        self, exchange: Exchange, signed: SignedAcceptance, now_ms: int
+    ) -> str | None:
         acceptance = signed.acceptance
         trust = self.offers.trust
         if trust.domain_of(acceptance.validator_key) != exchange.maker_validator:
@@ -342,15 +347,23 @@ class ExchangeDesk:
             return problem
         take = exchange.terms
         assert exchange.preimage is not None
-        expected = (take.take_id, take.offer_id, take.amount, take.pay, sha256(exchange.preimage))
+        # Everything `evidence check` will hold M to, so a claim from what we accept
+        # can only fail on time or on the secret (node.offers.unsettled).
+        expected = (
+            take.take_id, take.offer_id, take.taker, self.config.name, take.amount, take.pay,
+            sha256(exchange.preimage), domain_of(take.maker),
+        )  # fmt: skip
         got = (
-            acceptance.take_id,
-            acceptance.offer_id,
-            acceptance.amount,
-            acceptance.pay,
-            acceptance.condition,
-        )
-        return None if expected == got else "the acceptance does not match the take"
+            acceptance.take_id, acceptance.offer_id, acceptance.taker, acceptance.taker_validator,
+            acceptance.amount, acceptance.pay, acceptance.condition, acceptance.validator,
+        )  # fmt: skip
+        if expected != got:
+            return "the acceptance does not match the take"
+        if not exchange.started_ms - CLOCK_SKEW_MS_MAX <= acceptance.issued_ms:
+            return "the acceptance is older than the take"
+        if acceptance.issued_ms > now_ms + CLOCK_SKEW_MS_MAX:
+            return "the acceptance is from the future"
+        return None
 
     # --- M: the maker's validator ------------------------------------------------------------
 

@@ -51,6 +51,7 @@ from node.limits import (
     AMOUNT_MAX,
     EXCHANGE_CLAIM_MARGIN_MS,
     EXCHANGE_LEG_A_FINAL_DELTA_MS,
+    EXCHANGE_TAKE_TIMEOUT_MS,
     HASH_BYTES,
     PAYMENT_DEADLINE_MS_DEFAULT,
     PAYMENT_EXPIRY_MS_MAX,
@@ -278,11 +279,19 @@ def settlement_horizon_ms(acceptance: Acceptance) -> int:
 
 def acceptance_problem(signed: SignedAcceptance, validator_key: bytes) -> str | None:
     """Why ``signed`` is not an acceptance by ``validator_key`` (M's key as the
-    reader's trust knows it), or None."""
+    reader's trust knows it), with the times an honest M signs, or None."""
     if signed.acceptance.validator_key != validator_key:
         return "wrong-validator"
     if not signed.verifies(validator_key):
         return "bad-signature"
+    return acceptance_times_problem(signed.acceptance)
+
+
+def acceptance_times_problem(acceptance: Acceptance) -> str | None:
+    """An honest M gives the taker's validator EXCHANGE_TAKE_TIMEOUT_MS from when it
+    accepted: any other deadline would move the claim's window at M's will."""
+    if acceptance.leg_deadline_ms != acceptance.issued_ms + EXCHANGE_TAKE_TIMEOUT_MS:
+        return "bad-acceptance-times"
     return None
 
 

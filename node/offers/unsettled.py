@@ -39,6 +39,7 @@ from node.offers.evidence import EvidenceVerdict, signed_offer_from_wire
 from node.offers.take import (
     SignedAcceptance,
     SignedLegAHeld,
+    acceptance_times_problem,
     receipt_problem,
     settlement_horizon_ms,
     signed_acceptance_from_wire,
@@ -181,7 +182,7 @@ def _binding_problem(evidence: UnsettledEvidence) -> str | None:
         return "other-amounts"
     if acceptance.validator != domain_of(offer.maker):
         return "other-validator"
-    return receipt_problem(evidence.held, acceptance)
+    return acceptance_times_problem(acceptance) or receipt_problem(evidence.held, acceptance)
 
 
 def check_unsettled_evidence(raw: bytes, now_ms: int) -> EvidenceVerdict:

@@ -36,6 +36,7 @@ from tests.unit.test_offers_unsettled import (
     M_KEY,
     SIGNED_TAKE,
     TAKE,
+    accepted,
     held,
 )
 
@@ -44,9 +45,12 @@ CONDITION = ACCEPTED.acceptance.condition
 UNITS = [f"1E-2 {SELL.partition('/')[2]}", f"1E-2 {BUY.partition('/')[2]}"]
 
 
-def desk(side: str, leg_b: str = "pending") -> tuple[ExchangeDesk, list[Any], list[Any]]:
+def desk(
+    side: str, leg_b: str = "pending", answered: bool = True
+) -> tuple[ExchangeDesk, list[Any], list[Any]]:
     """A desk whose exchange of TAKE is open on ``side``; (desk, logged, fed).
-    ``leg_b``: what the stand-in payment core makes of leg B's ActionPay."""
+    ``leg_b``: what the stand-in payment core makes of leg B's ActionPay;
+    ``answered``: the taker's validator has logged M's acceptance."""
     state = ExchangeState()
     payments = PaymentState()
     if side == "maker":
@@ -62,14 +66,10 @@ def desk(side: str, leg_b: str = "pending") -> tuple[ExchangeDesk, list[Any], li
     else:
         take = {"k": "take", "i": SIGNED_TAKE.to_wire(), "preimage": b"s" * 32, "ms": NOW_MS}
         state.apply({**take, "maker_validator": M, "path": [T, M]})
-        state.apply(
-            {
-                "k": "answer",
-                "take_id": TAKE.take_id,
-                "acceptance": pack(ACCEPTED.to_wire()),
-                "error": None,
-            }
-        )
+        if answered:
+            acceptance = pack(ACCEPTED.to_wire())
+            answer = {"k": "answer", "take_id": TAKE.take_id, "acceptance": acceptance}
+            state.apply({**answer, "error": None})
     logged: list[Any] = []
     fed: list[Any] = []
 
@@ -191,3 +191,27 @@ def test_t_keeps_only_ms_receipt_of_its_take_even_after_its_exchange_ended() -> 
     assert t.state.exchanges[TAKE.take_id].held == pack(HELD.to_wire())
     t.on_answer(answer(HELD), NOW)  # a repeat changes nothing
     assert len(logged) == 1
+
+
+def test_t_pays_leg_a_only_for_an_acceptance_evidence_check_would_hold_m_to() -> None:
+    """Every field the claim checks, and times an honest M signs: otherwise M could
+    sign an acceptance (and a receipt) that can never be held against it."""
+    bad_ones = [
+        accepted(taker="mallory@bank-2.test"),
+        accepted(taker_validator="bank-3.test"),
+        accepted(validator="bank-9.test"),
+        accepted(leg_deadline_ms=NOW_MS + 10**11),
+        accepted(issued_ms=NOW_MS + 10**11, leg_deadline_ms=NOW_MS + 10**11 + 60_000),
+        accepted(issued_ms=NOW_MS - 60_000, leg_deadline_ms=NOW_MS),
+    ]
+    for bad in bad_ones:
+        t, logged, fed = desk("taker", answered=False)
+        t.offers.trust = SimpleNamespace(domain_of=lambda validator_key: M)
+        t.on_answer(TakeAnswer(TAKE.take_id, (T, M), bad, None, ""), NOW)
+        assert (logged, fed) == ([], []), bad.acceptance
+        assert t.offers.refusals == ["exchange-bad-acceptance"]
+    t, logged, fed = desk("taker", answered=False)
+    t.offers.trust = SimpleNamespace(domain_of=lambda validator_key: M)
+    t.on_answer(TakeAnswer(TAKE.take_id, (T, M), ACCEPTED, None, "", HELD), NOW)
+    assert [record["k"] for record in logged] == ["answer", "held"]
+    assert [type(event) for event in fed] == [ActionPay]

@@ -176,6 +176,9 @@ TAKE_OF_OTHER_OFFER = _signed_take(offer_id=OTHER_OFFER.offer_id)
         ({"offer": dataclasses.replace(SIGNED_OFFER, signature=b"f" * 64)}, "bad-offer-signature"),
         # The acceptance's validator is not the maker's (bank-1.test): not M's promise.
         ({"acceptance": accepted(validator="bank-3.test")}, "other-validator"),
+        # A deadline other than the one an honest M gives would move the window.
+        ({"acceptance": accepted(leg_deadline_ms=LEG_DEADLINE_MS + 10**11)},
+         "bad-acceptance-times"),
         (
             {
                 "offer": signed(make_offer(maker="carol@bank-3.test"), MAKER_KEY),
@@ -387,15 +390,16 @@ def test_cli_evidence_check_of_a_claim(tmp_path: Path, capsys: pytest.CaptureFix
     assert _main(["evidence", "check", str(proof), "--now", str(LATE_MS), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["reason"] == "exchange-unsettled" and shown["valid"]
+    assert shown["standing"] == "claim" and "not a proof of fraud" in shown["caveat"]
     assert shown["incriminates"] == M_KEY.public_key.hex()
     assert _main(["evidence", "check", str(proof), "--json"]) == 0  # the clock is past it
     capsys.readouterr()
     assert _main(["evidence", "check", str(proof), "--now", str(NOW_MS)]) == 1
-    assert "not a proof of fraud: too-early" in capsys.readouterr().err
+    assert "not a valid claim: too-early" in capsys.readouterr().err
     answered = tmp_path / "answered.evidence"
     answered.write_bytes(claim(preimage=SECRET))
     assert _main(["evidence", "check", str(answered), "--now", str(LATE_MS)]) == 1
-    assert "not a proof of fraud: answered" in capsys.readouterr().err
+    assert "not a valid claim: answered" in capsys.readouterr().err
 
 
 def _status(**changes: object) -> dict[str, Any]:
