@@ -111,7 +111,9 @@ class NodeEngine:
 
     The caller (the trio runtime, or a simulator) loops: ``decide`` a batch of
     events, ``sync`` if ``sync_due``, then send ``outgoing`` -- never before the
-    sync -- and ``write_snapshot`` when ``snapshot_due``.
+    sync -- and ``write_snapshot`` when ``snapshot_due`` (after a sync). A
+    caller may leave a pass with nothing to send unsynced for a while (the
+    runtime does, SYNC_DEFER_MS_MAX); the next ``outgoing`` still needs a sync.
     """
 
     def __init__(

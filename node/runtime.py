@@ -4,7 +4,10 @@ Rules:
 - ``NodeRuntime`` loops: take every input ready now (up to
   INPUTS_PER_PASS_MAX), let the engine decide, fsync once (group commit, in a
   worker thread), then send what the pass decided. Nothing leaves the node
-  before the record that causes it is durable.
+  before the record that causes it is durable. A pass that lets nothing out
+  skips its fsync: the next pass that sends or answers syncs every earlier
+  record first, and the loop wakes to sync by SYNC_DEFER_MS_MAX (on trio's
+  monotonic clock) after the first unsynced pass, plus at most one pass.
 - A pass takes at most PEER_INPUTS_PER_PASS_MAX inputs from peers; the rest
   wait for the next pass. An answer leaves only once its whole pass is decided
   and synced, so under gossip load a short pass is what keeps the operator's
@@ -88,13 +91,14 @@ class NodeRuntime:
         """Decide in passes: every input ready now, one fsync, then what the pass let out."""
         task_status.started()
         next_tick_ms = self.clock_ms() + TICK_INTERVAL_MS
-        unsynced_since_ms: int | None = None  # the first pass whose records wait for a sync
+        unsynced_since_s: float | None = None  # when the first unsynced pass was decided
         while True:
             batch: list[TransportEvent] = []
-            wake_ms = next_tick_ms
-            if unsynced_since_ms is not None:
-                wake_ms = min(wake_ms, unsynced_since_ms + SYNC_DEFER_MS_MAX)
-            with trio.move_on_after(max(0, wake_ms - self.clock_ms()) / 1000):
+            wait_s = max(0, next_tick_ms - self.clock_ms()) / 1000
+            if unsynced_since_s is not None:  # deadlines on the monotonic clock
+                sync_by_s = unsynced_since_s + SYNC_DEFER_MS_MAX / 1000
+                wait_s = min(wait_s, max(0.0, sync_by_s - trio.current_time()))
+            with trio.move_on_after(wait_s):
                 batch.append(await self.transport.events.receive())
             peer_inputs = sum(map(self._from_peer, batch))
             while len(batch) < INPUTS_PER_PASS_MAX and peer_inputs < PEER_INPUTS_PER_PASS_MAX:
@@ -110,18 +114,19 @@ class NodeRuntime:
                 next_tick_ms = now_ms + TICK_INTERVAL_MS
             decisions = self.engine.decide(batch, now_ms, tick=tick)
             leaving = bool(decisions.replies) or any(decisions.outbox.values())
-            if self.engine.sync_due and unsynced_since_ms is None:
-                unsynced_since_ms = now_ms
+            if self.engine.sync_due and unsynced_since_s is None:
+                unsynced_since_s = trio.current_time()
             # A pass that lets nothing out need not wait for its fsync: the next pass
             # that does (or SYNC_DEFER_MS_MAX later) makes its records durable first.
             # A crash meanwhile loses only decisions nobody outside has seen.
-            overdue = unsynced_since_ms is not None and (
-                now_ms - unsynced_since_ms >= SYNC_DEFER_MS_MAX or self.engine.snapshot_due()
+            overdue = unsynced_since_s is not None and (
+                trio.current_time() - unsynced_since_s >= SYNC_DEFER_MS_MAX / 1000
+                or self.engine.snapshot_due()
             )
             if self.engine.sync_due and (leaving or overdue):
                 await self._disk_io(self.engine.sync)
             if not self.engine.sync_due:
-                unsynced_since_ms = None
+                unsynced_since_s = None
             if leaving:
                 for key, payload in self.engine.outgoing(decisions):
                     self.transport.send_nowait(key, payload)
