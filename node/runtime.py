@@ -91,14 +91,13 @@ class NodeRuntime:
         """Decide in passes: every input ready now, one fsync, then what the pass let out."""
         task_status.started()
         next_tick_ms = self.clock_ms() + TICK_INTERVAL_MS
-        unsynced_since_s: float | None = None  # when the first unsynced pass was decided
+        sync_by_s: float | None = None  # when the first unsynced pass's records must sync
         while True:
             batch: list[TransportEvent] = []
-            wait_s = max(0, next_tick_ms - self.clock_ms()) / 1000
-            if unsynced_since_s is not None:  # deadlines on the monotonic clock
-                sync_by_s = unsynced_since_s + SYNC_DEFER_MS_MAX / 1000
-                wait_s = min(wait_s, max(0.0, sync_by_s - trio.current_time()))
-            with trio.move_on_after(wait_s):
+            wake_s = trio.current_time() + max(0, next_tick_ms - self.clock_ms()) / 1000
+            if sync_by_s is not None:  # an absolute deadline on the monotonic clock
+                wake_s = min(wake_s, sync_by_s)
+            with trio.move_on_at(wake_s):
                 batch.append(await self.transport.events.receive())
             peer_inputs = sum(map(self._from_peer, batch))
             while len(batch) < INPUTS_PER_PASS_MAX and peer_inputs < PEER_INPUTS_PER_PASS_MAX:
@@ -114,19 +113,20 @@ class NodeRuntime:
                 next_tick_ms = now_ms + TICK_INTERVAL_MS
             decisions = self.engine.decide(batch, now_ms, tick=tick)
             leaving = bool(decisions.replies) or any(decisions.outbox.values())
-            if self.engine.sync_due and unsynced_since_s is None:
-                unsynced_since_s = trio.current_time()
+            if self.engine.sync_due and sync_by_s is None:
+                sync_by_s = trio.current_time() + SYNC_DEFER_MS_MAX / 1000
             # A pass that lets nothing out need not wait for its fsync: the next pass
             # that does (or SYNC_DEFER_MS_MAX later) makes its records durable first.
-            # A crash meanwhile loses only decisions nobody outside has seen.
-            overdue = unsynced_since_s is not None and (
-                trio.current_time() - unsynced_since_s >= SYNC_DEFER_MS_MAX / 1000
-                or self.engine.snapshot_due()
+            # A crash meanwhile loses only decisions nobody outside has seen. The wait
+            # above ends at the deadline itself (move_on_at), so a pass it wakes is
+            # always overdue: the loop never turns without waiting.
+            overdue = sync_by_s is not None and (
+                trio.current_time() >= sync_by_s or self.engine.snapshot_due()
             )
             if self.engine.sync_due and (leaving or overdue):
                 await self._disk_io(self.engine.sync)
             if not self.engine.sync_due:
-                unsynced_since_s = None
+                sync_by_s = None
             if leaving:
                 for key, payload in self.engine.outgoing(decisions):
                     self.transport.send_nowait(key, payload)

@@ -8,6 +8,7 @@ The engine and transport here are stand-ins that record what the runtime does.
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from typing import Any
 
@@ -30,6 +31,7 @@ class Engine:
         self.peer_names = {PEER: "peer"}
         self.appended = 0
         self.durable = 0
+        self.passes = 0
         self.trace: list[tuple[str, float, int]] = []
 
     @property
@@ -37,6 +39,8 @@ class Engine:
         return self.durable < self.appended
 
     def decide(self, batch: list[Any], now_ms: int, *, tick: bool) -> Decisions:
+        self.passes += 1
+        assert self.passes < 10_000, "the loop turns without waiting"
         decisions = Decisions(defaultdict(list), [])
         for event in batch:
             self.appended += 1
@@ -107,6 +111,37 @@ def test_a_quiet_pass_does_not_wait_for_its_sync_and_the_next_send_makes_it_dura
             assert what == "sync" and durable == 3
             assert at - started <= SYNC_DEFER_MS_MAX / 1000
             assert SYNC_DEFER_MS_MAX < TICK_INTERVAL_MS  # sooner than the next tick
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=clock)
+
+
+def test_the_deadline_wakes_an_overdue_pass_at_any_clock_reading() -> None:
+    """The deferral's deadline, hit exactly under a mock clock, always makes its
+    pass overdue (a float sum that rounds below it once made the loop spin)."""
+    rng = random.Random(5)
+    for start_s in [5.500928853887331] + [rng.uniform(0, 10**6) for _ in range(50)]:
+        quiet_pass_is_synced_in_time(start_s)
+
+
+def quiet_pass_is_synced_in_time(start_s: float) -> None:
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    clock.jump(start_s)
+    engine = Engine(clock)
+    transport = Transport()
+
+    async def main() -> None:
+        runtime = NodeRuntime(
+            engine,  # type: ignore[arg-type]
+            transport,
+            clock_ms=lambda: int(clock.current_time() * 1000),
+            disk_io_in_thread=False,
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(runtime.run)
+            await transport.send_channel.send(Received(PEER, b"ack"))
+            await trio.sleep(SYNC_DEFER_MS_MAX / 1000 + 0.01)
+            assert not engine.sync_due, start_s
             nursery.cancel_scope.cancel()
 
     trio.run(main, clock=clock)
