@@ -152,13 +152,19 @@ class SignedAcceptance:
         return [self.acceptance.to_sign(), self.signature]
 
 
-def signed_acceptance_from_wire(obj: object) -> SignedAcceptance:
+def _payload_and_signature(obj: object, what: str) -> tuple[Any, bytes]:
+    """M's signed documents travel as [canonical payload, signature]. Raises DecodeError."""
     if type(obj) is not list or len(obj) != 2:
-        raise DecodeError("malformed", "a signed acceptance is [payload, signature]")
+        raise DecodeError("malformed", f"a signed {what} is [payload, signature]")
+    return obj[0], require_bytes(obj[1], "signature", SIGNATURE_BYTES)
+
+
+def signed_acceptance_from_wire(obj: object) -> SignedAcceptance:
+    payload, signature = _payload_and_signature(obj, "acceptance")
     acceptance = decode_canonical(
-        obj[0], ACCEPTANCE_BYTES_MAX, acceptance_from_wire, Acceptance.to_wire
+        payload, ACCEPTANCE_BYTES_MAX, acceptance_from_wire, Acceptance.to_wire
     )
-    return SignedAcceptance(acceptance, require_bytes(obj[1], "signature", SIGNATURE_BYTES))
+    return SignedAcceptance(acceptance, signature)
 
 
 # --- the receipt of leg A ------------------------------------------------------------------
@@ -237,10 +243,11 @@ class SignedLegAHeld:
 
 
 def signed_leg_a_held_from_wire(obj: object) -> SignedLegAHeld:
-    if type(obj) is not list or len(obj) != 2:
-        raise DecodeError("malformed", "a signed receipt is [payload, signature]")
-    receipt = decode_canonical(obj[0], ACCEPTANCE_BYTES_MAX, leg_a_held_from_wire, LegAHeld.to_wire)
-    return SignedLegAHeld(receipt, require_bytes(obj[1], "signature", SIGNATURE_BYTES))
+    payload, signature = _payload_and_signature(obj, "receipt")
+    receipt = decode_canonical(
+        payload, ACCEPTANCE_BYTES_MAX, leg_a_held_from_wire, LegAHeld.to_wire
+    )
+    return SignedLegAHeld(receipt, signature)
 
 
 def receipt_problem(signed: SignedLegAHeld, acceptance: Acceptance) -> str | None:

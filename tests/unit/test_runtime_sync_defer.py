@@ -77,20 +77,23 @@ class Transport:
         return []
 
 
+def runtime_of(engine: Engine, transport: Transport, clock: trio.testing.MockClock) -> NodeRuntime:
+    return NodeRuntime(
+        engine,  # type: ignore[arg-type]
+        transport,
+        clock_ms=lambda: int(clock.current_time() * 1000),
+        disk_io_in_thread=False,
+    )
+
+
 def test_a_quiet_pass_does_not_wait_for_its_sync_and_the_next_send_makes_it_durable() -> None:
     clock = trio.testing.MockClock(autojump_threshold=0)
     engine = Engine(clock)
     transport = Transport()
 
     async def main() -> None:
-        runtime = NodeRuntime(
-            engine,  # type: ignore[arg-type]
-            transport,
-            clock_ms=lambda: int(clock.current_time() * 1000),
-            disk_io_in_thread=False,
-        )
         async with trio.open_nursery() as nursery:
-            await nursery.start(runtime.run)
+            await nursery.start(runtime_of(engine, transport, clock).run)
             await transport.send_channel.send(Received(PEER, b"ack"))  # records, sends nothing
             await trio.sleep(0.001)
             assert engine.trace == [] and engine.sync_due  # not synced yet
@@ -131,14 +134,8 @@ def quiet_pass_is_synced_in_time(start_s: float) -> None:
     transport = Transport()
 
     async def main() -> None:
-        runtime = NodeRuntime(
-            engine,  # type: ignore[arg-type]
-            transport,
-            clock_ms=lambda: int(clock.current_time() * 1000),
-            disk_io_in_thread=False,
-        )
         async with trio.open_nursery() as nursery:
-            await nursery.start(runtime.run)
+            await nursery.start(runtime_of(engine, transport, clock).run)
             await transport.send_channel.send(Received(PEER, b"ack"))
             await trio.sleep(SYNC_DEFER_MS_MAX / 1000 + 0.01)
             assert not engine.sync_due, start_s
