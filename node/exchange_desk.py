@@ -65,6 +65,7 @@ from node.offers.take import (
     TakeAnswer,
     TakeRequest,
     TakeReveal,
+    acceptance_mismatch,
     acceptance_problem,
     receipt_problem,
     settlement_horizon_ms,
@@ -345,20 +346,13 @@ class ExchangeDesk:
         problem = acceptance_problem(signed, acceptance.validator_key)
         if problem is not None:
             return problem
-        take = exchange.terms
         assert exchange.preimage is not None
         # Everything `evidence check` will hold M to, so a claim from what we accept
         # can only fail on time or on the secret (node.offers.unsettled).
-        expected = (
-            take.take_id, take.offer_id, take.taker, self.config.name, take.amount, take.pay,
-            sha256(exchange.preimage), domain_of(take.maker),
-        )  # fmt: skip
-        got = (
-            acceptance.take_id, acceptance.offer_id, acceptance.taker, acceptance.taker_validator,
-            acceptance.amount, acceptance.pay, acceptance.condition, acceptance.validator,
-        )  # fmt: skip
-        if expected != got:
-            return "the acceptance does not match the take"
+        condition = sha256(exchange.preimage)
+        mismatch = acceptance_mismatch(acceptance, exchange.terms, condition, self.config.name)
+        if mismatch is not None:
+            return mismatch
         if not exchange.started_ms - CLOCK_SKEW_MS_MAX <= acceptance.issued_ms:
             return "the acceptance is older than the take"
         if acceptance.issued_ms > now_ms + CLOCK_SKEW_MS_MAX:

@@ -302,18 +302,20 @@ def acceptance_times_problem(acceptance: Acceptance) -> str | None:
     return None
 
 
-def acceptance_mismatch(acceptance: Acceptance, request: TakeRequest) -> str | None:
-    """Why ``acceptance`` does not answer ``request`` (T's own TAKE), or None."""
-    take = request.take_instruction
-    ours = (take.offer_id, request.take_id, take.taker, request.taker_validator)
+def acceptance_mismatch(
+    acceptance: Acceptance, take: Take, condition: bytes, taker_validator: str
+) -> str | None:
+    """Why ``acceptance`` does not answer T's take (``take`` sent by ``taker_validator``
+    with ``condition``), or None: every field ``evidence check`` holds M to."""
+    ours = (take.offer_id, take.take_id, take.taker, taker_validator)
     theirs = (acceptance.offer_id, acceptance.take_id, acceptance.taker, acceptance.taker_validator)
     if ours != theirs:
         return "other-take"
     if (acceptance.amount, acceptance.pay) != (take.amount, take.pay):
         return "other-amounts"
-    if acceptance.condition != request.condition:
+    if acceptance.condition != condition:
         return "other-condition"
-    if acceptance.validator != request.path[-1]:
+    if acceptance.validator != domain_of(take.maker):
         return "other-validator"
     return None
 

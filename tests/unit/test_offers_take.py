@@ -189,7 +189,8 @@ def test_a_receipt_of_leg_a_belongs_to_its_acceptance(signer, changes, reason):
     ],
 )
 def test_the_taker_validator_checks_the_acceptance_answers_its_take(changes, reason):
-    assert acceptance_mismatch(acceptance(**changes).acceptance, request()) == reason
+    answered = acceptance(**changes).acceptance
+    assert acceptance_mismatch(answered, TAKE, CONDITION, T) == reason
 
 
 def test_reveal_round_trips_through_a_frame_and_is_strict():
