@@ -253,8 +253,9 @@ class NodeEngine:
         if checker is not None:
             checker.forget()
         if tick:
-            for peer_key in list(self.state.ledgers):
-                self._run_core(peer_key, TimerTick(), now_ms, current)
+            for peer_key, ledger in list(self.state.ledgers.items()):
+                if ledger.tick_due(now_ms):
+                    self._run_core(peer_key, TimerTick(), now_ms, current)
             self._settle_federation(self.accounts.tick(now_ms), current)
             self.payments.tick(now_ms, *self._payment_callbacks(now_ms, current))
             self.offers.tick(now_ms)

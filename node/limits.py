@@ -116,6 +116,7 @@ GOSSIP_ITEMS_PER_ORIGIN_MAX = 4_096  # offers (live, tombstones), routes, endors
 GOSSIP_ITEMS_MAX = 250_000  # every origin together
 GOSSIP_ITEMS_PER_MESSAGE_MAX = 16
 GOSSIP_DIGEST_ENTRIES_MAX = 256  # entries of one anti-entropy digest (one round)
+GOSSIP_FINGERPRINT_BYTES = 8  # a summary round's fingerprint of those entries
 GOSSIP_ROUND_ITEMS_MAX = 64  # items sent in answer to one digest
 GOSSIP_ROUND_INTERVAL_MS = 10_000  # anti-entropy round with each peer this often
 GOSSIP_ORIGIN_BURST_ITEMS = 256  # token bucket per origin: capacity

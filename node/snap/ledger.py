@@ -291,6 +291,18 @@ class BilateralLedger:
         """Our messages awaiting an ACK: the retransmit queue's depth."""
         return len(self._state.outbox)
 
+    def tick_due(self, now_ms: int) -> bool:
+        """Would a TimerTick now do anything: a proposal to expire or a message to repeat.
+        The outbox is ordered never-sent first, then by last send, so its first entry
+        says; a False answer lets the shell skip the tick (ten a second per ledger)."""
+        state = self._state
+        expiries = state.incoming_expiries
+        if expiries and expiries[0][0] <= now_ms:
+            return True
+        for sent_at_ms in state.outbox.values():
+            return sent_at_ms is None or now_ms - sent_at_ms >= RETRANSMIT_INTERVAL_MS
+        return False
+
     def evidence(self) -> list[EvidenceKept]:
         return list(self._state.evidence)
 
