@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -201,10 +202,63 @@ def test_anti_entropy_walks_ranges_bounded_per_round() -> None:
     assert empty.held() == {}
 
 
+def digests_to(peer: bytes, effects: list[Effect]) -> list[GossipDigest]:
+    return [
+        e.message
+        for e in effects
+        if isinstance(e, SendToPeer) and e.peer == peer and isinstance(e.message, GossipDigest)
+    ]
+
+
+def test_once_a_walk_went_round_rounds_send_summaries_and_a_mismatch_still_syncs() -> None:
+    a, b = GossipEngine(A, (B,), verify), GossipEngine(B, (A,), verify)
+    for n in range(3):
+        a.handle(ReceiveItems(B, (item(n=n),)), NOW_MS)
+        b.handle(ReceiveItems(A, (item(n=n),)), NOW_MS)
+    (full,) = digests_to(B, a.handle(PeerConnected(B), NOW_MS))
+    assert full.summary is None and len(full.entries) == 3  # the first walk lists entries
+    assert sends(b.handle(ReceiveDigest(A, full), NOW_MS)) == {}
+    later = NOW_MS + GOSSIP_ROUND_INTERVAL_MS
+    (summary,) = digests_to(B, a.handle(TimerTick(), later))
+    assert summary.entries == () and summary.summary is not None and summary.summary[0] == 3
+    assert b.handle(ReceiveDigest(A, summary), later) == []  # same items: nothing at all
+    # A newer seq that only A holds: B's answer lists its entries, A sends what B lacks.
+    a.handle(ReceiveItems(B, (item(n=1, seq=2),)), later)
+    later += GOSSIP_ROUND_INTERVAL_MS
+    (summary,) = digests_to(B, a.handle(TimerTick(), later))
+    (answer,) = digests_to(A, b.handle(ReceiveDigest(A, summary), later))
+    assert answer.summary is None and (item(n=1).name, 1) in answer.entries
+    assert sends(a.handle(ReceiveDigest(B, answer), later)) == {B: [item(n=1, seq=2)]}
+
+
+def test_a_summary_answer_is_bounded_whatever_range_it_names() -> None:
+    gossip = engine()
+    count = GOSSIP_DIGEST_ENTRIES_MAX + 40
+    for n in range(count):
+        origin = key(20 + n % 3)  # below each origin's burst of tokens
+        stored = GossipItem(origin, "offer", n.to_bytes(2), 1, NOW_MS + HOUR_MS, b"signed")
+        gossip.handle(ReceiveItems(B, (stored,)), NOW_MS)
+    summary = GossipDigest(None, None, (), (3, bytes(8)))
+    (answer,) = digests_to(C, gossip.handle(ReceiveDigest(C, summary), NOW_MS))
+    assert len(answer.entries) == GOSSIP_DIGEST_ENTRIES_MAX
+    assert answer.high == answer.entries[-1][0]  # the rest of the range: a later round
+
+
 def test_wire_round_trip_and_strictness() -> None:
     one = item()
-    for message in (GossipItems((one,)), GossipDigest(None, one.name, ((one.name, 3),))):
+    summary = GossipDigest(one.name, None, (), (7, bytes(range(8))))
+    for message in (GossipItems((one,)), GossipDigest(None, one.name, ((one.name, 3),)), summary):
         assert gossip_from_wire(unpack(pack(message.to_wire()), 1 << 20)) == message
+    digest: dict[str, Any] = {"msgType": "DIGEST", "low": None, "high": None, "entries": []}
+    for bad in (
+        [1, bytes(8), 3],  # not [count, fingerprint]
+        [1, bytes(7)],  # a short fingerprint
+        [GOSSIP_DIGEST_ENTRIES_MAX + 1, bytes(8)],  # more than a digest may list
+    ):
+        with pytest.raises(DecodeError):
+            gossip_from_wire({**digest, "summary": bad})
+    with pytest.raises(DecodeError):  # a summary lists no entries
+        gossip_from_wire({**digest, "entries": [[list(one.name), 1]], "summary": [1, bytes(8)]})
     with pytest.raises(DecodeError):
         gossip_from_wire({"msgType": "GOSSIP", "items": []})
     with pytest.raises(DecodeError):

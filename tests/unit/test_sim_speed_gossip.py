@@ -34,9 +34,11 @@ from node.gossip import (
     _Pass,
     _start_index,
     gossip_from_wire,
+    item_hash,
 )
 from node.limits import (
     GOSSIP_DIGEST_ENTRIES_MAX,
+    GOSSIP_FINGERPRINT_BYTES,
     GOSSIP_ITEM_ID_BYTES_MAX,
     GOSSIP_KIND_LENGTH_MAX,
     GOSSIP_ROUND_INTERVAL_MS,
@@ -60,8 +62,16 @@ class SortingEngine(GossipEngine):
         chosen = names[:GOSSIP_DIGEST_ENTRIES_MAX]
         last_range = len(names) <= GOSSIP_DIGEST_ENTRIES_MAX
         high = None if last_range else chosen[-1]
-        entries = tuple((name, self.items[name].seq) for name in chosen)
-        run.effects.append(SendToPeer(peer, GossipDigest(walk.after, high, entries)))
+        if walk.summaries:
+            fingerprint = 0
+            for name in chosen:
+                fingerprint ^= item_hash(name, self.items[name].seq)
+            summary = (len(chosen), fingerprint.to_bytes(GOSSIP_FINGERPRINT_BYTES, "big"))
+            run.effects.append(SendToPeer(peer, GossipDigest(walk.after, high, (), summary)))
+        else:
+            entries = tuple((name, self.items[name].seq) for name in chosen)
+            run.effects.append(SendToPeer(peer, GossipDigest(walk.after, high, entries)))
+        walk.summaries = walk.summaries or high is None
         walk.after = high
         walk.next_round_ms = now_ms + GOSSIP_ROUND_INTERVAL_MS
 
