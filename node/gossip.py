@@ -63,9 +63,11 @@ from __future__ import annotations
 
 import bisect
 import enum
+import functools
 import hashlib
 import heapq
 import itertools
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -513,7 +515,7 @@ class GossipEngine:
         # The names of ``items``, kept sorted by ``_store`` and ``_prune``: a round or an
         # answer slices its range instead of sorting every name. Read through ``_names``.
         self.sorted_names: list[ItemName] = []
-        self.hashes: dict[ItemName, tuple[int, int]] = {}  # name -> (seq, item_hash)
+        self.hashes: dict[ItemName, int] = {}  # name -> item_hash of the item held
         self.per_origin: dict[bytes, int] = {}
         self.buckets: dict[bytes, _Bucket] = {}
         self.walks: dict[bytes, _Walk] = {peer: _Walk() for peer in self.peers}
@@ -642,6 +644,7 @@ class GossipEngine:
             self.per_origin[item.origin] = self.per_origin.get(item.origin, 0) + 1
             bisect.insort(self._names(), item.name)  # before ``items`` grows
         self.items[item.name] = item
+        self.hashes[item.name] = item_hash(item.name, item.seq)
         heapq.heappush(self.expiries, (item.expires_ms, item.name))
         if len(self.expiries) > 2 * GOSSIP_ITEMS_MAX:  # replaced items' entries pile up
             self.expiries = [(i.expires_ms, name) for name, i in self.items.items()]
@@ -696,13 +699,10 @@ class GossipEngine:
 
     def _fingerprint(self, names: list[ItemName]) -> bytes:
         """XOR of the item hashes of ``names``: equal sets of (name, seq), equal prints."""
-        items, hashes, fingerprint = self.items, self.hashes, 0
-        for name in names:
-            seq = items[name].seq
-            cached = hashes.get(name)
-            if cached is None or cached[0] != seq:
-                cached = hashes[name] = (seq, item_hash(name, seq))
-            fingerprint ^= cached[1]
+        hashes = self.hashes
+        if len(hashes) != len(self.items):  # a caller filled ``items`` directly (a test)
+            hashes.update((name, item_hash(name, i.seq)) for name, i in self.items.items())
+        fingerprint = functools.reduce(operator.xor, map(hashes.__getitem__, names), 0)
         return fingerprint.to_bytes(GOSSIP_FINGERPRINT_BYTES, "big")
 
     def _answer_summary(self, run: _Pass, peer: bytes, digest: GossipDigest) -> None:
