@@ -155,6 +155,23 @@ ROUTING_EXPIRY_DELTA_MS_DEFAULT = 20_000
 PAYMENT_DEADLINE_MS_DEFAULT = 60_000  # a payment is retried this long unless told
 PAYMENTS_LISTED_MAX = 1_000  # the newest payments `ledgermesh payments` shows
 PAYMENT_WAITERS_MAX = 4_096  # `pay` requests answered when their payment ends (then: at once)
+# Retention (docs/PAYMENTS.md, "Retention"): what has ended is kept in full up to a
+# bound per kind (our payments, invoices, forwarded transfer pairs), newest kept;
+# an ended payment of ours then leaves a compact outcome (id -> outcome, preimage
+# as proof) for idempotency, up to the second bound. Open items are never dropped.
+PAYMENTS_ENDED_KEPT_MAX = 10_000  # per kind: ended payments, invoices, forwarded pairs
+PAYMENT_OUTCOMES_KEPT_MAX = 250_000  # ended payment ids remembered after their details
+PAYMENT_OUTCOMES_PER_RECORD_MAX = 1_024  # outcomes in one snapshot record
+PAYMENT_INVOICES_EXPIRED_PER_TICK_MAX = 1_024  # InvoiceExpired records one tick writes
+PAYMENT_RECORDS_COMPACT_SLACK = 4_096  # snapshot payment records compacted past 2x + this
+# An outcome at its longest: id, reason, failed hop (source>target), preimage, hold id, fee.
+PAYMENT_OUTCOME_BYTES_MAX = (
+    2 * PAYMENT_ID_LENGTH_MAX + REASON_LENGTH_MAX + 2 * NAME_LENGTH_MAX + 1 + HASH_BYTES + 32
+)
+assert PAYMENTS_LISTED_MAX <= PAYMENTS_ENDED_KEPT_MAX  # `payments` lists only full ones
+assert PAYMENTS_ENDED_KEPT_MAX < PAYMENT_OUTCOMES_KEPT_MAX
+assert PAYMENT_OUTCOMES_KEPT_MAX * PAYMENT_OUTCOME_BYTES_MAX <= SNAPSHOT_BYTES_MAX // 2
+assert 0 < PAYMENT_OUTCOMES_PER_RECORD_MAX * PAYMENT_OUTCOME_BYTES_MAX < LOG_RECORD_BYTES_MAX
 
 # --- relations ---------------------------------------------------------------
 assert QUIC_KEEPALIVE_INTERVAL_S < QUIC_IDLE_TIMEOUT_S / 2

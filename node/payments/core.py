@@ -44,6 +44,10 @@ Theory of operation:
   downstream is closed is accepted (preimage) or rejected upstream; an
   invoice whose held parts add up is accepted if its preimage is known, else
   ``NotifyHeld`` is repeated once.
+- Retention (``state``): an invoice past its expiry with nothing held is
+  recorded ended (``InvoiceExpired``, at most PAYMENT_INVOICES_EXPIRED_PER_TICK_MAX
+  per tick), so it can be forgotten; an ActionPay whose id is only remembered
+  by its outcome is answered with that outcome (no paths), never paid again.
 - Pure: time is ``now_ms``; randomness arrives in inputs (``fresh_preimage``).
 """
 
@@ -58,6 +62,7 @@ from node.limits import (
     PAYMENT_FINAL_DELTA_MS,
     PAYMENT_INVOICE_LIFETIME_MS,
     PAYMENT_INVOICE_RETRY_MS,
+    PAYMENT_INVOICES_EXPIRED_PER_TICK_MAX,
     PAYMENT_PENDING_PER_PEER_MAX,
 )
 from node.payments.checks import abandon_problem, invoice_problem, pay_problem, payee_problem
@@ -78,6 +83,7 @@ from node.payments.events import (
     Input,
     InvoiceAbandoned,
     InvoiceCreated,
+    InvoiceExpired,
     InvoiceLearned,
     NotifyHeld,
     NotifyPayment,
@@ -104,6 +110,7 @@ from node.payments.state import (
     Incoming,
     IncomingKey,
     Invoice,
+    Outcome,
     Payment,
     PaymentState,
     failed_edge,
@@ -180,6 +187,10 @@ class PaymentCore:
         known = self.state.payments.get(action.payment_id)
         if known is not None:
             self._notify(known)
+            return
+        outcome = self.state.outcome(action.payment_id)
+        if outcome is not None:
+            self._notify_outcome(action.payment_id, outcome)
             return
         problem = pay_problem(action, self.own_domain, self.state, now_ms)
         if problem is not None:
@@ -359,6 +370,22 @@ class PaymentCore:
                 payment.reason,
                 preimage,
                 payment.started.hold_id,
+            )
+        )
+
+    def _notify_outcome(self, payment_id: str, outcome: Outcome) -> None:
+        """A forgotten payment's id again: its outcome, never a second payment."""
+        status = PaymentStatus.SUCCEEDED if outcome.succeeded else PaymentStatus.FAILED
+        self._effects.append(
+            NotifyPayment(
+                payment_id,
+                status,
+                (),
+                outcome.fee,
+                outcome.failed_hop,
+                outcome.reason,
+                outcome.preimage,
+                outcome.hold_id,
             )
         )
 
@@ -685,6 +712,9 @@ class PaymentCore:
                     reason = rejection(Failure.TIMEOUT, key[0], self.own_domain)
                     self._record(IncomingClosed(*key, False, reason))
                     self._effects.append(RejectIncoming(*key, reason))
+        limit = PAYMENT_INVOICES_EXPIRED_PER_TICK_MAX
+        for invoice in self.state.expired_invoices(now_ms, limit):
+            self._record(InvoiceExpired(invoice.created.condition))
         for payment in self.state.pending_payments():
             if payment.status is not PaymentStatus.PENDING:
                 continue  # ended by an earlier one of this loop

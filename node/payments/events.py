@@ -12,6 +12,8 @@ Rules:
   ``SendToPeer`` (invoice messages), ``Notify*`` (``NotifyHeld``: an
   expectation's parts add up; the shell may ignore repeats).
 - Records are the only state changes of the core; replaying them rebuilds it.
+  ``OutcomesRemembered`` and ``RefsReserved`` are written only into snapshots
+  (``PaymentState.snapshot_records``): what retention kept of a forgotten past.
 - A rejection reason on the wire is ``code@source>target``: the failure code
   and the SNAP edge that failed, so the payer learns which edge to avoid.
 """
@@ -301,6 +303,9 @@ class NotifyRefused:
 
 # --- records ------------------------------------------------------------------------------
 
+OutcomeEntry = tuple[str, bool, str | None, str | None, int, bytes | None, str | None]
+"""(payment_id, succeeded, reason, failed_hop, fee, preimage, hold_id) of a forgotten payment."""
+
 
 @dataclass(frozen=True, slots=True)
 class PaymentStarted:
@@ -357,6 +362,31 @@ class InvoiceAbandoned:
 
     condition: bytes
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceExpired:
+    """The clock passed the invoice's expiry with nothing held: it has ended
+    unpaid (the tick records it; from then on it may be forgotten)."""
+
+    condition: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomesRemembered:
+    """Snapshot only: what is kept of ended payments whose details were forgotten,
+    oldest first. Each entry is (payment_id, succeeded, reason, failed_hop, fee,
+    preimage, hold_id); the preimage (the proof) only for a success."""
+
+    entries: tuple[OutcomeEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RefsReserved:
+    """Snapshot only: outgoing refs below ``next_ref`` were used (some by
+    transfers since forgotten) and are never given again."""
+
+    next_ref: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,6 +447,9 @@ Record = (
     | PaymentEnded
     | InvoiceCreated
     | InvoiceAbandoned
+    | InvoiceExpired
+    | OutcomesRemembered
+    | RefsReserved
     | PreimageLearned
     | OutgoingOpened
     | OutgoingClosed

@@ -12,6 +12,8 @@ Rules:
   when None, so older logs still decode; written as None it is refused.
 - An expectation's InvoiceCreated has ``preimage`` None; any other preimage
   must hash to its condition.
+- ``outcomes-remembered`` and ``refs-reserved`` are written only in snapshots
+  (retention, ``PaymentState.snapshot_records``); they decode anywhere.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from node.limits import (
     NAME_LENGTH_MAX,
     PAYMENT_FINAL_DELTA_MS,
     PAYMENT_ID_LENGTH_MAX,
+    PAYMENT_OUTCOMES_PER_RECORD_MAX,
     REASON_LENGTH_MAX,
     UNIT_LENGTH_MAX,
 )
@@ -46,13 +49,17 @@ from node.payments.events import (
     IncomingOpened,
     InvoiceAbandoned,
     InvoiceCreated,
+    InvoiceExpired,
     InvoiceLearned,
+    OutcomeEntry,
+    OutcomesRemembered,
     OutgoingClosed,
     OutgoingOpened,
     PaymentEnded,
     PaymentStarted,
     PreimageLearned,
     Record,
+    RefsReserved,
 )
 from node.payments.messages import route_from_wire, route_to_wire
 from node.signatures import sha256
@@ -65,6 +72,9 @@ _KINDS: dict[str, type[Record]] = {
     "payment-ended": PaymentEnded,
     "invoice-created": InvoiceCreated,
     "invoice-abandoned": InvoiceAbandoned,
+    "invoice-expired": InvoiceExpired,
+    "outcomes-remembered": OutcomesRemembered,
+    "refs-reserved": RefsReserved,
     "preimage-learned": PreimageLearned,
     "outgoing-opened": OutgoingOpened,
     "outgoing-closed": OutgoingClosed,
@@ -78,6 +88,9 @@ RECORD_TYPES = (
     PaymentEnded,
     InvoiceCreated,
     InvoiceAbandoned,
+    InvoiceExpired,
+    OutcomesRemembered,
+    RefsReserved,
     PreimageLearned,
     OutgoingOpened,
     OutgoingClosed,
@@ -129,6 +142,30 @@ def _route(value: object, name: str) -> Any:
     return route_from_wire(value)
 
 
+def _outcome_entries(value: object, name: str) -> tuple[OutcomeEntry, ...]:
+    """OutcomesRemembered's entries: distinct ids; a preimage only for a success,
+    a reason only for a failure."""
+    if type(value) is not list or len(value) > PAYMENT_OUTCOMES_PER_RECORD_MAX:
+        raise DecodeError("bad-field", f"{name}: at most {PAYMENT_OUTCOMES_PER_RECORD_MAX}")
+    entries: list[OutcomeEntry] = []
+    for item in value:
+        if type(item) is not list or len(item) != 7:
+            raise DecodeError("bad-field", f"{name}: an outcome has 7 values")
+        payment_id = _DECODERS["payment_id"](item[0], "payment_id")
+        succeeded = _bool(item[1], "succeeded")
+        reason = _DECODERS["reason"](item[2], "reason")
+        hop = _DECODERS["failed_hop"](item[3], "failed_hop")
+        fee = _DECODERS["max_fee"](item[4], "fee")
+        preimage = _optional(_hash)(item[5], "preimage")
+        hold_id = _DECODERS["hold_id"](item[6], "hold_id")
+        if succeeded != (preimage is not None) or (succeeded and reason is not None):
+            raise DecodeError("bad-field", f"{name}: a success has its preimage, no reason")
+        entries.append((payment_id, succeeded, reason, hop, fee, preimage, hold_id))
+    if len({entry[0] for entry in entries}) != len(entries):
+        raise DecodeError("bad-field", f"{name}: a payment id twice")
+    return tuple(entries)
+
+
 _DECODERS: dict[str, Callable[[object, str], Any]] = {
     "payment_id": _text(PAYMENT_ID_LENGTH_MAX),
     "payee": _text(ADDRESS_LENGTH_MAX),
@@ -159,6 +196,8 @@ _DECODERS: dict[str, Callable[[object, str], Any]] = {
     "latest_expiry_ms": _integer(TIME_MS_MAX),
     "preimage_or_none": _optional(_hash),
     "reason_given": _text(REASON_LENGTH_MAX),
+    "entries": _outcome_entries,
+    "next_ref": _integer(MSG_ID_MAX + 1),
 }
 _FIELD_DECODER: dict[tuple[type[Record], str], str] = {
     (OutgoingOpened, "payment_id"): "payment_id_or_none",  # a forwarded one has none
@@ -180,7 +219,11 @@ def record_to_wire(record: Record) -> dict[str, Any]:
         value = getattr(record, field.name)
         if value is None and (type(record), field.name) in _OMITTED_WHEN_NONE:
             continue
-        out[field.name] = route_to_wire(value) if field.name == "route" else value
+        if field.name == "route":
+            value = route_to_wire(value)
+        elif field.name == "entries":
+            value = [list(entry) for entry in value]
+        out[field.name] = value
     return out
 
 
