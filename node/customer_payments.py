@@ -17,7 +17,8 @@ Rules:
   when the payment's last hop is accepted (``NotifyReceived``) the payee's
   chain is credited in our asset, once per (payer validator, payment id).
 - Recovery (after the payment desk's): an open hold whose payment ended is
-  settled or released; one whose payment never started (the log was cut
+  settled or released (from the payment in full, or from its remembered
+  outcome once retention forgot its details); one whose payment never started (the log was cut
   between the two records) is released, ``not-started``; a paid invoice not
   yet credited is credited.
 - Bad input is a typed ``ApiError``; nothing changes.
@@ -131,7 +132,7 @@ class CustomerPayments:
             raise ApiError("bad-instruction", f"a cross-transfer from {address}")
         if self.books.hold(address, transfer.payment_id) is not None:
             return self.status(address, transfer.payment_id)  # never pays twice
-        if transfer.payment_id in self.payments.payments:
+        if self.payments.known(transfer.payment_id):
             raise ApiError("payment-id-taken", f"payment id {transfer.payment_id!r} is taken")
         if domain_of(transfer.to_address) == self.config.name:
             raise ApiError("unknown-payee", f"{transfer.to_address} banks here: use a transfer")
@@ -150,7 +151,7 @@ class CustomerPayments:
         feed(action)
         hold = self.books.hold(address, transfer.payment_id)
         assert hold is not None
-        if hold.status == "open" and transfer.payment_id not in self.payments.payments:
+        if hold.status == "open" and not self.payments.known(transfer.payment_id):
             self._end(hold, None, "bad-payment", now_ms)  # the core refused to start it
         return self.status(address, transfer.payment_id)
 
@@ -160,10 +161,9 @@ class CustomerPayments:
         if hold is None:
             raise ApiError("not-found", f"no payment {payment_id!r} of {address}")
         transfer = hold.transfer
-        payment = self.payments.payments.get(payment_id)
         view = None
-        if payment is not None and payment.started.hold_id == address:
-            view = self.view(payment_id)
+        if self._hold_id_of(payment_id) == address:
+            view = self.view(payment_id)  # in full, or what is remembered of it
         return {
             "payment_id": payment_id,
             "to": transfer.to_address,
@@ -240,17 +240,18 @@ class CustomerPayments:
     def recover(self, now_ms: int) -> None:
         for hold in self.books.open_holds():
             transfer = hold.transfer
-            payment = self.payments.payments.get(transfer.payment_id)
             exchange = hold.kind in ("take", "offer-fill")  # the exchange desk's to end
-            if payment is None or payment.started.hold_id != transfer.from_ubi:
+            if self._hold_id_of(transfer.payment_id) != transfer.from_ubi:
                 if not exchange:
                     self._end(hold, None, "not-started", now_ms)
-            elif hold.kind == "offer-fill" and payment.status is PaymentStatus.FAILED:
+                continue
+            status, reason, fee = self._outcome(transfer.payment_id)
+            if hold.kind == "offer-fill" and status is PaymentStatus.FAILED:
                 continue  # the exchange desk decides (see on_payment)
-            elif payment.status is PaymentStatus.SUCCEEDED:
-                self._end(hold, self._fee(transfer.payment_id), "", now_ms)
-            elif payment.status is PaymentStatus.FAILED:
-                self._end(hold, None, payment.reason or "failed", now_ms)
+            elif status is PaymentStatus.SUCCEEDED:
+                self._end(hold, fee, "", now_ms)
+            elif status is PaymentStatus.FAILED:
+                self._end(hold, None, reason or "failed", now_ms)
         for invoice in self.payments.invoices.values():
             created = invoice.created
             if invoice.paid:
@@ -259,10 +260,25 @@ class CustomerPayments:
                 )
                 self.on_received(notice, now_ms)
 
-    def _fee(self, payment_id: str) -> int:
-        payment = self.payments.payments[payment_id]
+    def _hold_id_of(self, payment_id: str) -> str | None:
+        """The hold of our payment ``payment_id``, known in full or by its outcome."""
+        payment = self.payments.payments.get(payment_id)
+        if payment is not None:
+            return payment.started.hold_id
+        outcome = self.payments.outcome(payment_id)
+        return None if outcome is None else outcome.hold_id
+
+    def _outcome(self, payment_id: str) -> tuple[PaymentStatus, str | None, int]:
+        """(status, reason, fee paid) of a known payment of ours."""
+        payment = self.payments.payments.get(payment_id)
+        if payment is None:
+            outcome = self.payments.outcome(payment_id)
+            assert outcome is not None
+            status = PaymentStatus.SUCCEEDED if outcome.succeeded else PaymentStatus.FAILED
+            return status, outcome.reason, outcome.fee
         live = self.payments.live_parts(payment)
-        return sum(part.amount - self.payments.delivered(part) for part in live)
+        fee = sum(part.amount - self.payments.delivered(part) for part in live)
+        return payment.status, payment.reason, fee
 
     # --- helpers ---------------------------------------------------------------------------
 

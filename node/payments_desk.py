@@ -22,6 +22,12 @@ Rules:
   ``NotifyPayment`` of a payment with a ``hold_id`` settles or releases the
   payer's hold; ``NotifyReceived`` credits the payee's chain; ``payee_known``
   asks it about customer addresses.
+- Retention (docs/PAYMENTS.md): the payment state forgets what ended long
+  ago; the desk keeps the snapshot's copy of the payment records
+  (``NodeState.payment_records``) to what rebuilds that state
+  (``_compact_records``). ``payment`` answers a forgotten id with what is
+  remembered of it (``details`` "forgotten"), an id not remembered at all with
+  ``not-found``.
 - ``gossip_received`` counts, per item kind, what peers sent us (full items,
   HAVE entries, WANT names) and what gossip stored: the operator's ``status``
   shows them, so copies per delivery can be measured on real processes.
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Protocol
 
 from node import snap
@@ -64,6 +71,7 @@ from node.limits import (
     MAX_FEE_PPM_DEFAULT,
     PAYMENT_DEADLINE_MS_DEFAULT,
     PAYMENT_FINAL_DELTA_MS,
+    PAYMENT_RECORDS_COMPACT_SLACK,
     PAYMENT_WAITERS_MAX,
     PAYMENTS_LISTED_MAX,
     ROUTE_ANNOUNCE_INTERVAL_MS,
@@ -102,7 +110,7 @@ from node.payments.messages import (
     signed_announcement_from_body,
 )
 from node.payments.routing import HopPolicy, RouteGraph
-from node.payments.state import Payment
+from node.payments.state import Outcome, Payment
 from node.signatures import KIND_ROUTE_ANNOUNCEMENT
 from node.state import NodeState, payment_log_record
 from node.wire import PeerMessage
@@ -195,6 +203,8 @@ class PaymentsDesk:
         self.gossip_received: dict[str, GossipCounts] = {}
         self.announced_ms: int | None = None
         self.recovered = False
+        self.compacted_records = 0  # payment records the snapshot held after compacting
+        self.feeding = 0  # nested ``feed`` calls under way
         # ``pay`` requests (client key, request id) answered when their payment ends;
         # at most PAYMENT_WAITERS_MAX in all. Volatile: a restart drops the connections.
         self.waiters: dict[str, list[tuple[bytes, int]]] = {}
@@ -297,6 +307,7 @@ class PaymentsDesk:
 
     def tick(self, now_ms: int, run: RunSnap, send: Send) -> None:
         if not self.recovered:
+            self._compact_records()  # the log's tail replayed since the snapshot
             self.recover(now_ms, run, send)
             if self.customers is not None:
                 self.customers.recover(now_ms)
@@ -304,6 +315,16 @@ class PaymentsDesk:
             self._announce(now_ms, send)
         self._gossip(GossipTick(), now_ms, send)
         self.feed(TimerTick(), now_ms, run, send)
+
+    def _compact_records(self) -> None:
+        """Keep the snapshot's payment records to what retention keeps: once they
+        are twice (plus PAYMENT_RECORDS_COMPACT_SLACK) what rebuilds the payment
+        state, they are replaced by ``snapshot_records()``, which rebuild exactly
+        the same state (amortized: each record pays for about two copied)."""
+        records = self.state.payment_records
+        if len(records) > 2 * self.compacted_records + PAYMENT_RECORDS_COMPACT_SLACK:
+            records[:] = self.state.payments.snapshot_records()
+            self.compacted_records = len(records)
 
     def recover(self, now_ms: int, run: RunSnap, send: Send) -> None:
         """After a restart: tell the core what SNAP holds (docs/PAYMENTS.md, Recovery)."""
@@ -344,8 +365,14 @@ class PaymentsDesk:
 
     def feed(self, event: Input, now_ms: int, run: RunSnap, send: Send) -> list[Effect]:
         effects = self.core.handle(event, now_ms)
-        for effect in effects:
-            self._carry_out(effect, now_ms, run, send)
+        self.feeding += 1  # a SNAP refusal feeds the core again from inside
+        try:
+            for effect in effects:
+                self._carry_out(effect, now_ms, run, send)
+        finally:
+            self.feeding -= 1
+        if not self.feeding:
+            self._compact_records()  # every record the core applied is appended
         return effects
 
     def _carry_out(self, effect: Effect, now_ms: int, run: RunSnap, send: Send) -> None:
@@ -502,14 +529,42 @@ class PaymentsDesk:
                 self.answer(client_key, request_id, view)
 
     def payment(self, payment_id: str) -> dict[str, Any]:
+        """A payment of ours: in full (``details`` "full"), or, once forgotten, what is
+        remembered of it (``details`` "forgotten": outcome, fee, failure, proof)."""
         payment = self.state.payments.payments.get(payment_id)
-        if payment is None:
-            raise ApiError("not-found", f"no payment {payment_id!r}")
-        return self._view(payment)
+        if payment is not None:
+            return self._view(payment)
+        outcome = self.state.payments.outcome(payment_id)
+        if outcome is None:
+            detail = (
+                f"no payment {payment_id!r} (ended payments are remembered by id"
+                f" up to the newest {self.state.payments.outcomes_kept_max:,})"
+            )
+            raise ApiError("not-found", detail)
+        return self._outcome_view(payment_id, outcome)
 
     def payments(self) -> list[dict[str, Any]]:
-        listed = list(self.state.payments.payments.values())[-PAYMENTS_LISTED_MAX:]
-        return [self._view(payment) for payment in listed]
+        """The newest PAYMENTS_LISTED_MAX payments known in full, oldest first."""
+        newest = islice(reversed(self.state.payments.payments.values()), PAYMENTS_LISTED_MAX)
+        return [self._view(payment) for payment in reversed(list(newest))]
+
+    @staticmethod
+    def _outcome_view(payment_id: str, outcome: Outcome) -> dict[str, Any]:
+        return {
+            "payment_id": payment_id,
+            "details": "forgotten",
+            "to": None,
+            "amount": None,
+            "unit": None,
+            "max_fee": None,
+            "status": "succeeded" if outcome.succeeded else "failed",
+            "fee": outcome.fee,
+            "reason": outcome.reason,
+            "failed_hop": outcome.failed_hop,
+            "preimage": outcome.preimage,
+            "condition": None,
+            "parts": [],
+        }
 
     def _view(self, payment: Payment) -> dict[str, Any]:
         state, started = self.state.payments, payment.started
@@ -520,6 +575,7 @@ class PaymentsDesk:
             preimage = state.preimages.get(payment.condition)
         return {
             "payment_id": started.payment_id,
+            "details": "full",
             "to": started.payee,
             "amount": started.amount,
             "unit": started.unit,
