@@ -86,6 +86,12 @@ class Decisions:
     replies: list[tuple[bytes, bytes]]
 
 
+PaymentCallbacks = tuple[
+    Callable[[bytes, Input], list[Effect]], Callable[[bytes, wire.PeerMessage], None]
+]
+"""(run an input through a peer's SNAP core, queue a message to a peer) for one pass."""
+
+
 def identity_of(config: NodeConfig) -> NodeIdentity:
     return NodeIdentity(config.name, config.public_key, config.daily_limits)
 
@@ -200,6 +206,7 @@ class NodeEngine:
         self.offers.exchanges = self.exchanges
         self.payments.exchanges = self.exchanges
         self.peer_keys = {peer.name: peer.public_key for peer in config.peers}
+        self._callbacks: tuple[Decisions, int, PaymentCallbacks] | None = None
 
     def _log_exchange(self, record: dict[str, Any]) -> None:
         self._append(exchange_log_record(record))
@@ -260,6 +267,7 @@ class NodeEngine:
             self.payments.tick(now_ms, *self._payment_callbacks(now_ms, current))
             self.offers.tick(now_ms)
             self.exchanges.tick(now_ms)
+        self._callbacks = None  # the pass's decisions are the caller's now
         return current
 
     def _resync_gossip(self, now_ms: int, send: Callable[[bytes, wire.PeerMessage], None]) -> None:
@@ -268,10 +276,12 @@ class NodeEngine:
             if status.connected and status.peer_key in self.peer_names:
                 self.payments.on_peer_up(status.peer_key, now_ms, send)
 
-    def _payment_callbacks(
-        self, now_ms: int, current: Decisions
-    ) -> tuple[Callable[[bytes, Input], list[Effect]], Callable[[bytes, wire.PeerMessage], None]]:
-        """How the payments desk reaches the SNAP ledgers and the frames of this pass."""
+    def _payment_callbacks(self, now_ms: int, current: Decisions) -> PaymentCallbacks:
+        """How the payments desk reaches the SNAP ledgers and the frames of this pass.
+        Made once per pass and time (every core run asks for them)."""
+        made = self._callbacks
+        if made is not None and made[0] is current and made[1] == now_ms:
+            return made[2]
 
         def run(peer_key: bytes, event: Input) -> list[Effect]:
             return self._run_core(peer_key, event, now_ms, current)
@@ -279,6 +289,7 @@ class NodeEngine:
         def send(peer_key: bytes, message: wire.PeerMessage) -> None:
             current.outbox[peer_key].append(message)
 
+        self._callbacks = (current, now_ms, (run, send))
         return run, send
 
     @property
