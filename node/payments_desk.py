@@ -364,11 +364,23 @@ class PaymentsDesk:
     # --- the payment core ----------------------------------------------------------------
 
     def feed(self, event: Input, now_ms: int, run: RunSnap, send: Send) -> list[Effect]:
+        """Run ``event`` through the core; log its records, then carry out the rest.
+
+        The core applied every record of this call before returning, so they are
+        appended first, in order: carrying out the other effects can feed the core
+        again from inside (a SNAP refusal, a decision's final), and the records of
+        that call come after these in the log as they did in the state. Interleaved,
+        a replay would apply them in another order (a later ref before an earlier)."""
         effects = self.core.handle(event, now_ms)
+        for effect in effects:
+            if isinstance(effect, PersistRecord):
+                self.append(payment_log_record(effect.record))
+                self.state.payment_recorded(effect.record)
         self.feeding += 1  # a SNAP refusal feeds the core again from inside
         try:
             for effect in effects:
-                self._carry_out(effect, now_ms, run, send)
+                if not isinstance(effect, PersistRecord):
+                    self._carry_out(effect, now_ms, run, send)
         finally:
             self.feeding -= 1
         if not self.feeding:
@@ -376,10 +388,7 @@ class PaymentsDesk:
         return effects
 
     def _carry_out(self, effect: Effect, now_ms: int, run: RunSnap, send: Send) -> None:
-        if isinstance(effect, PersistRecord):
-            self.append(payment_log_record(effect.record))
-            self.state.payment_recorded(effect.record)
-        elif isinstance(effect, ProposeConditional):
+        if isinstance(effect, ProposeConditional):
             self._propose(effect, now_ms, run, send)
         elif isinstance(effect, AcceptIncoming | RejectIncoming):
             accept = isinstance(effect, AcceptIncoming)
