@@ -163,7 +163,6 @@ PAYMENTS_ENDED_KEPT_MAX = 10_000  # per kind: ended payments, invoices, forwarde
 PAYMENT_OUTCOMES_KEPT_MAX = 250_000  # ended payment ids remembered after their details
 PAYMENT_OUTCOMES_PER_RECORD_MAX = 1_024  # outcomes in one snapshot record
 PAYMENT_INVOICES_EXPIRED_PER_TICK_MAX = 1_024  # InvoiceExpired records one tick writes
-PAYMENT_RECORDS_COMPACT_SLACK = 4_096  # snapshot payment records compacted past 2x + this
 # An outcome at its longest: id, reason, failed hop (source>target), preimage, hold id, fee.
 PAYMENT_OUTCOME_BYTES_MAX = (
     2 * PAYMENT_ID_LENGTH_MAX + REASON_LENGTH_MAX + 2 * NAME_LENGTH_MAX + 1 + HASH_BYTES + 32

@@ -23,11 +23,9 @@ Rules:
   payer's hold; ``NotifyReceived`` credits the payee's chain; ``payee_known``
   asks it about customer addresses.
 - Retention (docs/PAYMENTS.md): the payment state forgets what ended long
-  ago; the desk keeps the snapshot's copy of the payment records
-  (``NodeState.payment_records``) to what rebuilds that state
-  (``_compact_records``). ``payment`` answers a forgotten id with what is
-  remembered of it (``details`` "forgotten"), an id not remembered at all with
-  ``not-found``.
+  ago (the snapshot holds its ``snapshot_records()``). ``payment`` answers a
+  forgotten id with what is remembered of it (``details`` "forgotten"), an id
+  not remembered at all with ``not-found``.
 - ``gossip_received`` counts, per item kind, what peers sent us (full items,
   HAVE entries, WANT names) and what gossip stored: the operator's ``status``
   shows them, so copies per delivery can be measured on real processes.
@@ -71,7 +69,6 @@ from node.limits import (
     MAX_FEE_PPM_DEFAULT,
     PAYMENT_DEADLINE_MS_DEFAULT,
     PAYMENT_FINAL_DELTA_MS,
-    PAYMENT_RECORDS_COMPACT_SLACK,
     PAYMENT_WAITERS_MAX,
     PAYMENTS_LISTED_MAX,
     ROUTE_ANNOUNCE_INTERVAL_MS,
@@ -203,8 +200,6 @@ class PaymentsDesk:
         self.gossip_received: dict[str, GossipCounts] = {}
         self.announced_ms: int | None = None
         self.recovered = False
-        self.compacted_records = 0  # payment records the snapshot held after compacting
-        self.feeding = 0  # nested ``feed`` calls under way
         # ``pay`` requests (client key, request id) answered when their payment ends;
         # at most PAYMENT_WAITERS_MAX in all. Volatile: a restart drops the connections.
         self.waiters: dict[str, list[tuple[bytes, int]]] = {}
@@ -307,7 +302,6 @@ class PaymentsDesk:
 
     def tick(self, now_ms: int, run: RunSnap, send: Send) -> None:
         if not self.recovered:
-            self._compact_records()  # the log's tail replayed since the snapshot
             self.recover(now_ms, run, send)
             if self.customers is not None:
                 self.customers.recover(now_ms)
@@ -315,16 +309,6 @@ class PaymentsDesk:
             self._announce(now_ms, send)
         self._gossip(GossipTick(), now_ms, send)
         self.feed(TimerTick(), now_ms, run, send)
-
-    def _compact_records(self) -> None:
-        """Keep the snapshot's payment records to what retention keeps: once they
-        are twice (plus PAYMENT_RECORDS_COMPACT_SLACK) what rebuilds the payment
-        state, they are replaced by ``snapshot_records()``, which rebuild exactly
-        the same state (amortized: each record pays for about two copied)."""
-        records = self.state.payment_records
-        if len(records) > 2 * self.compacted_records + PAYMENT_RECORDS_COMPACT_SLACK:
-            records[:] = self.state.payments.snapshot_records()
-            self.compacted_records = len(records)
 
     def recover(self, now_ms: int, run: RunSnap, send: Send) -> None:
         """After a restart: tell the core what SNAP holds (docs/PAYMENTS.md, Recovery)."""
@@ -375,16 +359,9 @@ class PaymentsDesk:
         for effect in effects:
             if isinstance(effect, PersistRecord):
                 self.append(payment_log_record(effect.record))
-                self.state.payment_recorded(effect.record)
-        self.feeding += 1  # a SNAP refusal feeds the core again from inside
-        try:
-            for effect in effects:
-                if not isinstance(effect, PersistRecord):
-                    self._carry_out(effect, now_ms, run, send)
-        finally:
-            self.feeding -= 1
-        if not self.feeding:
-            self._compact_records()  # every record the core applied is appended
+        for effect in effects:
+            if not isinstance(effect, PersistRecord):
+                self._carry_out(effect, now_ms, run, send)
         return effects
 
     def _carry_out(self, effect: Effect, now_ms: int, run: RunSnap, send: Send) -> None:

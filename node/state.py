@@ -21,8 +21,9 @@ node made, ``{"t": "payment", "r": record}`` for a record of the payment core
 (``node.payments.records``), ``{"t": "exchange", "r": record}`` for a record of
 the offers and exchange desks (``node.exchange_state``).
 
-Payments are not compacted yet (docs/PAYMENTS.md, "Not yet"): the snapshot
-holds the payment records themselves, and restoring replays them.
+The snapshot holds the payment records that rebuild the payment state as
+retention keeps it (``PaymentState.snapshot_records``, docs/PAYMENTS.md
+"Retention of ended payments"), and restoring replays them.
 """
 
 from __future__ import annotations
@@ -200,7 +201,6 @@ class NodeState:
         self.invoices: dict[bytes, Invoice] = {}
         self.books = Books(identity.name, identity.public_key, identity.daily_limits)
         self.payments = PaymentState()
-        self.payment_records: list[PaymentRecord] = []  # for the snapshot
         self.exchange = ExchangeState()
         for peer_key in self._peer_units:
             self.ledger(peer_key)
@@ -224,15 +224,10 @@ class NodeState:
     def add_invoice(self, invoice: Invoice) -> None:
         self.invoices[invoice.condition] = invoice
 
-    def payment_recorded(self, record: PaymentRecord) -> None:
-        """The live path: the payment core applied ``record`` to ``payments``."""
-        self.payment_records.append(record)
-
     def apply_log_record(self, payload: bytes) -> None:
         decoded = decode_log_record(payload)
         if isinstance(decoded, PAYMENT_RECORD_TYPES):
             self.payments.apply(decoded)
-            self.payment_records.append(decoded)
         elif isinstance(decoded, Invoice):
             self.add_invoice(decoded)
         elif isinstance(decoded, dict):
@@ -254,7 +249,8 @@ class NodeState:
                     [i.preimage, i.amount, i.unit, i.created_ms] for i in self.invoices.values()
                 ],
                 "books": self.books.to_snapshot(),
-                "payments": [payment_record_to_wire(r) for r in self.payment_records],
+                # What rebuilds the payment state as retention keeps it (docs/PAYMENTS.md).
+                "payments": [payment_record_to_wire(r) for r in self.payments.snapshot_records()],
                 "exchange": self.exchange.records,
             }
         )
@@ -283,7 +279,6 @@ class NodeState:
         for payment_record in fields["payments"]:
             decoded = payment_record_from_wire(payment_record)
             state.payments.apply(decoded)
-            state.payment_records.append(decoded)
         for record in fields.get("exchange", []):
             state.exchange.apply(exchange_record_from_wire(record))
         for key in state._peer_units:
