@@ -13,7 +13,14 @@ Rules:
   datagrams, then re-arms the timer. ``now`` is always ``trio.current_time()``.
 - ``send_nowait`` writes the frame into the stream at once (aioquic keeps it)
   and refuses when the bytes not yet acknowledged by the peer would pass
-  PEER_SEND_QUEUE_BYTES_MAX. ``flush`` has nothing left to do.
+  PEER_SEND_QUEUE_BYTES_MAX. ``flush`` then transmits, in the caller's task,
+  what the sends since the last flush wrote: one ``datagrams_to_send`` per
+  connection, so a pass's frames share datagrams and leave without waiting
+  for a scheduler turn; it re-arms the connection's timer (the send started
+  loss detection) and routes connection ids issued on the way. Datagrams the
+  kernel does not take at once are left, in order, to the connection's task.
+  A sender that never calls ``flush`` loses nothing: the endpoint flushes at
+  its next scheduler turn.
 - One link per peer. A second open link to the same node is resolved the same
   way on both sides: the one dialed by the lower key wins; if the current one
   is older than QUIC_HANDSHAKE_TIMEOUT_S it is presumed dead (the peer
@@ -176,6 +183,8 @@ class QuicEndpoint:
         self._handshake_limiter = trio.CapacityLimiter(QUIC_CONCURRENT_HANDSHAKES_MAX)
         self._random = random.Random()  # backoff jitter only
         self._nursery: trio.Nursery | None = None
+        self._unflushed: dict[Link, None] = {}  # written by send_nowait, in order
+        self._flush_wanted = trio.Event()
         self._log = structlog.get_logger().bind(node=name, key=short(self._public_key))
         self.refused_connections = 0  # CONNECTIONS_MAX reached
         self.violations = 0  # connections closed for breaking the protocol
@@ -188,11 +197,40 @@ class QuicEndpoint:
         return (str(address[0]), int(address[1]))
 
     def send_nowait(self, peer_key: bytes, payload: bytes) -> bool:
-        return self.enqueue(peer_key, payload) is Enqueued.SENT
+        """Write ``payload`` into the peer's stream; it leaves at ``flush``."""
+        return self.enqueue(peer_key, payload, transmit=False) is Enqueued.SENT
 
     def flush(self) -> None:
-        """Nothing to do: each send wakes its connection's task, which transmits
-        once the caller yields, so a batch of sends shares datagrams."""
+        """Transmit now what ``send_nowait`` wrote since the last flush."""
+        if not self._unflushed:
+            return
+        links, self._unflushed = self._unflushed, {}
+        now = trio.current_time()
+        for link in links:
+            if link.unsent or link.state is not LinkState.OPEN:
+                link.wake.set()  # its task sends (in order) or closes
+                continue
+            datagrams = link.quic.datagrams_to_send(now)
+            for cid in link.quic.issued_connection_ids():
+                self._add_route(cid, link)  # before the peer may use it
+            for index, (data, address) in enumerate(datagrams):
+                try:
+                    self._raw.sendto(data, address)
+                except BlockingIOError:  # the kernel's buffer is full: the task waits
+                    link.unsent.extend(datagrams[index:])
+                    link.wake.set()
+                    break
+                except OSError as error:  # QUIC retransmits what is lost here
+                    self._log.debug("quic.send_error", error=str(error))
+                    break
+            link.rearm()
+
+    async def _flush_loop(self) -> None:
+        """Flush for a sender that did not: at the first scheduler turn after a send."""
+        while True:
+            await self._flush_wanted.wait()
+            self._flush_wanted = trio.Event()
+            self.flush()
 
     def statuses(self) -> list[PeerStatus]:
         return [
@@ -210,8 +248,9 @@ class QuicEndpoint:
             for peer in self._peers.values()
         ]
 
-    def enqueue(self, peer_key: bytes, payload: bytes) -> Enqueued:
-        """``send_nowait`` with the reason for a refusal."""
+    def enqueue(self, peer_key: bytes, payload: bytes, *, transmit: bool = True) -> Enqueued:
+        """``send_nowait`` with the reason for a refusal; with ``transmit`` the
+        connection's task sends it at the caller's next yield, without a flush."""
         assert payload_is_valid(payload, API_FRAME_BYTES_MAX), len(payload)
         peer = self._peers.get(peer_key)
         if peer is None:
@@ -235,7 +274,11 @@ class QuicEndpoint:
                 )
             peer.dropped_payloads += 1
             return Enqueued.QUEUE_FULL
-        link.write(encode_frame(payload))
+        link.write(encode_frame(payload), wake=transmit)
+        if not transmit:
+            if not self._unflushed:
+                self._flush_wanted.set()
+            self._unflushed[link] = None
         return Enqueued.SENT
 
     # --- services --------------------------------------------------------------
@@ -243,6 +286,7 @@ class QuicEndpoint:
     def start(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
         nursery.start_soon(self._receive_loop)
+        nursery.start_soon(self._flush_loop)
 
     def dial_forever(self, peer_key: bytes, address: tuple[str, int]) -> None:
         assert self._nursery is not None
@@ -443,8 +487,9 @@ class QuicEndpoint:
     async def _drive(self, link: Link, done: Callable[[], bool]) -> None:
         while not (done() or link.terminated):
             if not link.wake.is_set():
-                with trio.move_on_at(link.next_deadline()):
+                with trio.move_on_at(link.next_deadline()) as link.sleep_scope:
                     await link.wake.wait()
+                link.sleep_scope = None
             link.wake = trio.Event()
             now = trio.current_time()
             link.handle_timers(now)
@@ -461,11 +506,14 @@ class QuicEndpoint:
             link.notify_space(PEER_SEND_QUEUE_BYTES_MAX)
 
     async def _transmit(self, link: Link, now: float) -> None:
-        datagrams = link.quic.datagrams_to_send(now)
+        # After what an earlier flush could not send: datagrams leave in order.
+        link.unsent.extend(link.quic.datagrams_to_send(now))
         # Sending can issue connection ids: route them before the peer may use them.
         self._handle_quic_events(link, now)
+        unsent = link.unsent
         with trio.move_on_after(UDP_SEND_TIMEOUT_S):
-            for data, address in datagrams:
+            while unsent:  # a flush while we wait for room adds to it
+                data, address = unsent[0]
                 try:
                     try:
                         self._raw.sendto(data, address)
@@ -474,6 +522,8 @@ class QuicEndpoint:
                 except OSError as error:  # QUIC retransmits what is lost here
                     self._log.debug("quic.send_error", error=str(error))
                     break
+                unsent.popleft()
+        unsent.clear()  # not sent in time, or failed: QUIC retransmits
 
     def _forget(self, link: Link) -> None:
         self._on_link_closing(link, link.close_reason or "connection ended", by_peer=False)

@@ -83,6 +83,10 @@ class NodeQuicConnection(QuicConnection):
             return []
         return super().datagrams_to_send(now)
 
+    def issued_connection_ids(self) -> list[bytes]:
+        """Our connection ids announced to the peer so far (sending announces them)."""
+        return [cid.cid for cid in self._host_cids if cid.was_sent]
+
     @property
     def has_network_path(self) -> bool:
         return bool(self._network_paths)
@@ -174,6 +178,8 @@ class Link:
         self._pending: deque[tuple[bytes, NetworkAddress]] = deque()
         self._ping_ids = itertools.count()
         self.wake = trio.Event()  # something to do: datagram in, payload out
+        self.sleep_scope: trio.CancelScope | None = None  # the task's wait for wake
+        self.unsent: deque[tuple[bytes, NetworkAddress]] = deque()  # waiting for the kernel
         self.settled = trio.Event()  # OPEN or CLOSING
         self.space_wanted = False
         self.space = trio.Event()  # the send backlog drained (or the link closed)
@@ -211,11 +217,19 @@ class Link:
         self.bucket = TokenBucket(PEER_FRAMES_PER_SECOND_MAX, PEER_FRAMES_PER_SECOND_MAX, now)
         self.settled.set()
 
-    def write(self, frame: bytes) -> None:
+    def write(self, frame: bytes, *, wake: bool = True) -> None:
+        """Write ``frame`` into the stream; ``wake``: the task transmits it (else the
+        caller does, as the endpoint's ``flush``)."""
         self.quic.send_stream_data(STREAM_ID, frame)
         if frame != HELLO_FRAME:  # acknowledged ones are dropped once per pass (_drive)
             self._unacked.append((self.quic.stream_end_offset(), frame))
-        self.wake.set()
+        if wake:
+            self.wake.set()
+
+    def rearm(self) -> None:
+        """After a transmit outside the task: its wait ends at the timer aioquic set."""
+        if self.sleep_scope is not None:
+            self.sleep_scope.deadline = self.next_deadline()
 
     def unacknowledged_frames(self) -> list[bytes]:
         """Payload frames the peer has not acknowledged, oldest first. The peer
