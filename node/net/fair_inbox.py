@@ -104,14 +104,19 @@ class FairInbox:
         return event
 
     async def receive(self) -> TransportEvent:
-        """The next event in turn, waiting for one; a checkpoint, as trio's channels."""
+        """The next event in turn, waiting for one; a checkpoint, as trio's channels.
+
+        After a wait the event is returned at once: the wait was the checkpoint,
+        and one more scheduler turn would only delay the pass it starts."""
         await trio.lowlevel.checkpoint_if_cancelled()
+        if self._turns or self._closed:
+            event = self.receive_nowait()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return event
         while not self._turns and not self._closed:
             self._arrived = trio.Event()
             await self._arrived.wait()  # cancelled here: nothing was taken
-        event = self.receive_nowait()
-        await trio.lowlevel.cancel_shielded_checkpoint()
-        return event
+        return self.receive_nowait()
 
     def __aiter__(self) -> FairInbox:
         return self
