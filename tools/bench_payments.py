@@ -52,7 +52,10 @@ import trio
 
 from node.api.client import ApiClient
 from node.api.protocol import ApiError
+from node.crypto import generate_key
 from node.logs import configure_logging
+from node.net.base import PeerUp, Received
+from node.net.quic import open_quic_endpoint
 from tools.bench_snap import progress
 from tools.mesh import LocalNode, free_udp_ports
 
@@ -63,6 +66,7 @@ NAMES = ["bank-a.test", "bank-b.test", "bank-c.test", "bank-d.test"]
 ENDED = ("succeeded", "failed")
 WARMUP_PAYMENTS = 20  # per hop count, before anything is timed
 WARMUP_PACKETS = 1_000  # ILP: node's JIT warms up
+FLOOR_MESSAGE_BYTES = 330  # about a signed PROPOSE or ACCEPT frame
 POLL_FRACTION = 0.1  # a pending payment is polled again after 10 % of its age (or --poll-ms)
 
 ILP_DIRECTORY = Path(__file__).resolve().parent / "ilp"
@@ -247,6 +251,51 @@ def fsync_median_ms(path: Path, count: int = 200) -> float:
             os.fsync(file.fileno())
             samples.append((time.perf_counter() - started) * 1000)
     path.unlink()
+    return sorted(samples)[len(samples) // 2]
+
+
+def sequential_legs(hops: int) -> int:
+    """Messages in sequence in a ``hops``-hop payment, each fsync'd by its sender
+    before it leaves: the invoice request out along the path and the invoice
+    back (2 x hops), then a PROPOSE and an ACCEPT per hop."""
+    return 4 * hops
+
+
+async def quic_one_way_ms(count: int = 300) -> float:
+    """Median one-way time of a FLOOR_MESSAGE_BYTES message between two QUIC
+    endpoints on loopback, in this process (half the ping-pong round trip):
+    both ends' pure-Python QUIC work and the kernel, no deciding, no fsync."""
+    key_a, key_b = generate_key(), generate_key()
+    a, b = key_a.public_key, key_b.public_key
+    payload = b"m" * FLOOR_MESSAGE_BYTES
+    samples = []
+    with trio.fail_after(60):
+        async with (
+            open_quic_endpoint(
+                key_b, "floor-b", ("127.0.0.1", 0), {}, lambda key: key == a
+            ) as endpoint_b,
+            open_quic_endpoint(
+                key_a,
+                "floor-a",
+                ("127.0.0.1", 0),
+                {b: endpoint_b.local_address},
+                lambda key: key == b,
+            ) as endpoint_a,
+        ):
+            for endpoint in (endpoint_a, endpoint_b):
+                while not isinstance(await endpoint.events.receive(), PeerUp):
+                    pass
+            for _ in range(count):
+                started = time.perf_counter()
+                for sender, receiver, to in (
+                    (endpoint_a, endpoint_b, b),
+                    (endpoint_b, endpoint_a, a),
+                ):
+                    assert sender.send_nowait(to, payload)
+                    sender.flush()
+                    while not isinstance(await receiver.events.receive(), Received):
+                        pass
+                samples.append((time.perf_counter() - started) * 1000 / 2)
     return sorted(samples)[len(samples) // 2]
 
 
@@ -474,6 +523,7 @@ async def run(base: Path, settings: Settings) -> dict[str, Any]:
             await trio.to_thread.run_sync(chain.run, WARMUP_PACKETS, 8)
         api_rtt_ms = await api_round_trip_ms(nodes[0])
         fsync_ms = fsync_median_ms(base / "fsync-probe")
+        one_way_ms = await quic_one_way_ms()
         for round_index, share in enumerate(split(settings.payments, settings.rounds)):
             forward = round_index % 2 == 0
             hop_order = settings.hops if forward else list(reversed(settings.hops))
@@ -493,6 +543,10 @@ async def run(base: Path, settings: Settings) -> dict[str, Any]:
                             nodes, step, share, in_flight, settings.poll_s, settings.wait
                         )
                         cells[(step, in_flight)].add(*figures)
+        # The floor's probes again after the cells: the disk here is shared, and a
+        # floor is a lower bound, so the quieter of the two is what it uses.
+        floor_fsync_ms = min(fsync_ms, fsync_median_ms(base / "fsync-probe"))
+        one_way_ms = min(one_way_ms, await quic_one_way_ms())
     finally:
         if chain is not None:
             chain.stop()
@@ -505,6 +559,8 @@ async def run(base: Path, settings: Settings) -> dict[str, Any]:
         "ilp_version": chain.version if chain else None,
         "api_round_trip_ms": api_rtt_ms,
         "fsync_ms": fsync_ms,
+        "floor_fsync_ms": floor_fsync_ms,
+        "quic_one_way_ms": one_way_ms,
     }
 
 
@@ -617,6 +673,7 @@ def print_table(figures: dict[str, Any], settings: Settings, note: str | None) -
                 f"{k:>9} {cell['per_s']:>10,.0f} {cell['p50_ms']:>8.2f} {cell['p99_ms']:>8.2f}"
                 f"{ratios}{failed}"
             )
+    print_floor(figures, settings)
     print("targets:")
     for target in figures["targets"]:
         print(
@@ -629,6 +686,36 @@ def print_table(figures: dict[str, Any], settings: Settings, note: str | None) -
     for where, reasons in failures.items():
         if reasons:
             print(f"  failures ({where}): {reasons}")
+
+
+def floor_ms(figures: dict[str, Any], hops: int) -> float:
+    """The least a ``hops``-hop payment at 1 in flight can take under fsync-before-send
+    on this machine: its sequential legs, each one fsync and one QUIC one-way
+    message, as measured in this run (no deciding, signing or API round trip)."""
+    leg_ms = float(figures["floor_fsync_ms"]) + float(figures["quic_one_way_ms"])
+    return sequential_legs(hops) * leg_ms
+
+
+def print_floor(figures: dict[str, Any], settings: Settings) -> None:
+    hops = max(settings.hops)
+    legs, floor = sequential_legs(hops), floor_ms(figures, hops)
+    cell = figures["ledgermesh"].get((hops, 1))
+    measured = f"; measured here {cell['p50_ms']:.1f} ms p50" if cell else ""
+    ilp = figures["ilp"]
+    versus = (
+        f"; ILP's whole packet {ilp[1]['p50_ms']:.2f} ms p50"
+        if ilp is not None and 1 in ilp
+        else ""
+    )
+    print(
+        f"sequential floor, {hops}-hop payment at 1 in flight: {legs} legs x (fsync "
+        f"{figures['floor_fsync_ms']:.2f} + QUIC one-way {figures['quic_one_way_ms']:.2f} ms)"
+        f" = {floor:.1f} ms before any deciding{measured}{versus}"
+    )
+    print(
+        "  (medians, each the lower of a probe before and after the cells; one-way is half"
+        " a ping-pong between two QUIC endpoints in this process)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
