@@ -120,8 +120,8 @@ def payee_problem(event: IncomingConditional, state: PaymentState, now_ms: int) 
         return Failure.ABANDONED
     if invoice.paid:
         return Failure.ALREADY_PAID
-    if created.expires_ms <= now_ms:
-        return Failure.TIMEOUT
+    if invoice.expired or created.expires_ms <= now_ms:  # recorded expired: even if the
+        return Failure.TIMEOUT  # wall clock stepped back since, it has ended
     if event.expires_at_ms - now_ms < PAYMENT_FINAL_EXPIRY_MS_MIN:
         return Failure.EXPIRY_TOO_SHORT
     if event.expires_at_ms > now_ms + PAYMENT_EXPIRY_MS_MAX:

@@ -631,8 +631,8 @@ class PaymentCore:
             self._effects.append(NotifyRefused("bad-abandon", problem))
             return
         assert invoice is not None
-        if invoice.abandoned:
-            return
+        if invoice.abandoned or invoice.expired:
+            return  # ended already: nothing is held, nothing to record (and replay)
         self._record(InvoiceAbandoned(action.condition, action.reason))
         for key in self.state.held_parts(invoice):
             reason = rejection(Failure.ABANDONED, key[0], self.own_domain)

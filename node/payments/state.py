@@ -508,10 +508,12 @@ class PaymentState:
                 found.append(invoice)
         heap = self.invoice_expiries
         while heap and heap[0][0] <= now_ms and len(found) < limit:
-            _, condition = heapq.heappop(heap)
+            expiry, condition = heapq.heappop(heap)
             invoice = self.invoices.get(condition)
             if invoice is None or invoice.paid or invoice.abandoned or invoice.expired:
                 continue
+            if invoice.created.expires_ms != expiry:
+                continue  # a forgotten invoice's entry: a new one with its condition is not due
             if invoice.open_parts:
                 self.expired_holding[condition] = None
             else:

@@ -1,0 +1,96 @@
+"""An invoice that has ended stays ended (docs/PAYMENTS.md, "Retention of ended payments").
+
+Three ways it did not, each of which crashed the node, some on every restart
+(the records were logged, so replay rebuilt the same state): abandoning an
+expectation the clock had already recorded expired; a part accepted into an
+invoice recorded expired after the wall clock stepped back; a forgotten
+invoice's expiry expiring a newer invoice with the same condition early.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from node.payments.core import PaymentCore
+from node.payments.events import (
+    ActionAbandon,
+    ActionExpect,
+    ActionInvoice,
+    IncomingConditional,
+    PersistRecord,
+    RejectIncoming,
+    TimerTick,
+)
+from node.payments.routing import RouteGraph
+from node.payments.state import PaymentState
+from node.signatures import sha256
+from tests.unit.test_payments_support import USD
+
+T = 1_000_000
+HOUR_MS = 3_600_000
+
+
+def core(state: PaymentState) -> PaymentCore:
+    graph = RouteGraph("c.example", {})
+    return PaymentCore("c.example", {}, graph, lambda p, u: 10**9, lambda p, u: True, state)
+
+
+def records(effects: Sequence[object]) -> list[str]:
+    return [type(e.record).__name__ for e in effects if isinstance(e, PersistRecord)]
+
+
+def test_abandoning_an_expectation_that_expired_changes_nothing() -> None:
+    payments = core(PaymentState())
+    condition = sha256(b"\x01" * 32)
+    payments.handle(
+        ActionExpect(condition, "a.example", "leg-a", "c.example", 100, USD, T + 60_000), T
+    )
+    assert records(payments.handle(TimerTick(), T + 61_000)) == ["InvoiceExpired"]
+    assert payments.handle(ActionAbandon(condition, "leg-a-timeout"), T + 62_000) == []
+
+
+def test_a_part_for_an_invoice_recorded_expired_is_rejected_even_if_the_clock_stepped_back() -> (
+    None
+):
+    state = PaymentState(3, 6)
+    payments = core(state)
+    preimage = b"\x02" * 32
+    condition = sha256(preimage)
+    invoice = ActionInvoice(
+        condition, preimage, "a.example", "x0", "c.example", 100, USD, T + 60_000
+    )
+    payments.handle(invoice, T)
+    payments.handle(TimerTick(), T + 61_000)
+    assert state.invoices[condition].expired
+    late = IncomingConditional("a.example", 7, 100, USD, condition, T + 176_000, ())
+    effects = payments.handle(late, T + 56_000)  # 5 s earlier by the wall clock
+    assert [type(e) for e in effects if not isinstance(e, PersistRecord)] == [RejectIncoming]
+    assert not state.invoices[condition].paid
+    assert list(state.ended_invoices).count(condition) == 1
+
+
+def test_a_forgotten_invoices_expiry_does_not_expire_a_new_one_with_its_condition() -> None:
+    state = PaymentState(3, 6)
+    payments = core(state)
+
+    def paid_invoice(preimage: bytes, payment_id: str, msg_id: int) -> None:
+        condition = sha256(preimage)
+        action = ActionInvoice(
+            condition, preimage, "a.example", payment_id, "c.example", 100, USD, T + 60_000
+        )
+        payments.handle(action, T)
+        part = IncomingConditional("a.example", msg_id, 100, USD, condition, T + 100_000, ())
+        payments.handle(part, T)
+
+    preimage = b"\x03" * 32
+    paid_invoice(preimage, "x0", 1)
+    for n in range(1, 5):  # three ended invoices are kept in full: x0 is forgotten
+        paid_invoice(bytes([10 + n]) * 32, f"x{n}", 10 + n)
+    condition = sha256(preimage)
+    assert condition not in state.invoices
+    again = ActionInvoice(
+        condition, preimage, "b.example", "y0", "c.example", 100, USD, T + HOUR_MS
+    )
+    payments.handle(again, T + 1_000)
+    assert records(payments.handle(TimerTick(), T + 61_000)) == []  # x0's expiry, not y0's
+    assert not state.invoices[condition].expired
