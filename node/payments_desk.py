@@ -195,6 +195,7 @@ class PaymentsDesk:
             self.payee_known,
             state.payments,
         )
+        self.core.credited = self.credited
         self.gossip = GossipEngine(key.public_key, self.names, self._item_problem)
         self.gossip_kinds: dict[str, GossipKind] = {}
         self.gossip_received: dict[str, GossipCounts] = {}
@@ -222,6 +223,10 @@ class PaymentsDesk:
             return announced.credit
         theirs = balances.theirs
         return max(0, announced.credit - theirs.current - theirs.receivable)
+
+    def credited(self, payer: str, payment_id: str) -> bool:
+        """Did a payment ``payment_id`` of ``payer`` credit a customer of ours (ever)."""
+        return self.customers is not None and self.customers.books.credited(payer, payment_id)
 
     def payee_known(self, payee: str, unit: str) -> bool:
         if self.customers is not None:

@@ -146,6 +146,10 @@ class PaymentCore:
         self.graph = graph
         self.available_credit = available_credit
         self.payee_known = payee_known
+        # (payer domain, payment id) already credited to a payee here, for ever (the
+        # customer desk's books): an id reused once its invoice was forgotten must
+        # not be paid again into a credit that never comes. The shell sets it.
+        self.credited: Callable[[str, str], bool] = lambda payer, payment_id: False
         self.state = PaymentState() if state is None else state
         self._effects: list[Effect] = []
 
@@ -436,6 +440,9 @@ class PaymentCore:
         if condition is None:
             if not self.payee_known(request.payee, request.unit):
                 error = str(Failure.UNKNOWN_PAYEE)
+                return InvoiceAnswer(request.payment_id, request.path, None, 0, 0, error)
+            if self.credited(payer, request.payment_id):
+                error = str(Failure.ALREADY_PAID)  # its invoice was forgotten, not its credit
                 return InvoiceAnswer(request.payment_id, request.path, None, 0, 0, error)
             preimage = event.fresh_preimage
             assert len(preimage) == HASH_BYTES, "the shell draws 32 random bytes"

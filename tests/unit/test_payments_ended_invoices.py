@@ -18,9 +18,12 @@ from node.payments.events import (
     ActionInvoice,
     IncomingConditional,
     PersistRecord,
+    ReceiveInvoiceRequest,
     RejectIncoming,
+    SendToPeer,
     TimerTick,
 )
+from node.payments.messages import InvoiceAnswer, InvoiceRequest
 from node.payments.routing import RouteGraph
 from node.payments.state import PaymentState
 from node.signatures import sha256
@@ -94,3 +97,20 @@ def test_a_forgotten_invoices_expiry_does_not_expire_a_new_one_with_its_conditio
     payments.handle(again, T + 1_000)
     assert records(payments.handle(TimerTick(), T + 61_000)) == []  # x0's expiry, not y0's
     assert not state.invoices[condition].expired
+
+
+def test_an_id_credited_here_before_gets_no_new_invoice_once_its_invoice_is_forgotten() -> None:
+    payments = core(PaymentState())
+    payments.credited = lambda payer, payment_id: (payer, payment_id) == ("a.example", "x0")
+    path = ("a.example", "c.example")
+
+    def ask(payment_id: str) -> InvoiceAnswer:
+        request = InvoiceRequest(payment_id, "bob@c.example", 100, USD, path)
+        effects = payments.handle(ReceiveInvoiceRequest("a.example", request, b"\x04" * 32), T)
+        (answer,) = [e.message for e in effects if isinstance(e, SendToPeer)]
+        assert isinstance(answer, InvoiceAnswer)
+        return answer
+
+    reused = ask("x0")  # the payer's id window has passed; the payee's books remember it
+    assert reused.condition is None and reused.error == "already-paid"
+    assert ask("x1").condition is not None
