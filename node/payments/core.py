@@ -690,7 +690,15 @@ class PaymentCore:
         if incoming.closed:
             return  # upstream decided on its own (expired): nothing is owed
         assert incoming.downstream_ref is not None
-        downstream = self.state.outgoing[incoming.downstream_ref]
+        downstream = self.state.outgoing.get(incoming.downstream_ref)
+        if downstream is None:
+            # A crash tore the log between the forward's two records: its proposal
+            # downstream was never recorded, so it never left (it is logged and
+            # synced before it leaves). Nothing is owed downstream: reject upstream.
+            reason = rejection(Failure.NOT_PROPOSED, key[0], self.own_domain)
+            self._record(IncomingClosed(*key, False, reason))
+            self._effects.append(RejectIncoming(*key, reason))
+            return
         if not downstream.closed:
             return
         if downstream.accepted:
