@@ -154,6 +154,11 @@ class Outcome:
         )
 
 
+def _invoice_ended(invoice: Invoice) -> bool:
+    """Paid, abandoned or expired, with no part still held."""
+    return not invoice.open_parts and (invoice.paid or invoice.abandoned or invoice.expired)
+
+
 class PaymentState:
     def __init__(
         self,
@@ -180,6 +185,9 @@ class PaymentState:
         self.open_per_peer: dict[str, int] = {}  # outgoing transfers not closed, by peer
         # Retention: what has ended, oldest first; what is left of forgotten payments.
         self.ended_payments: deque[str] = deque()
+        # Payments of ours that ended while an invoice with their condition was open
+        # (an exchange's two legs): they count as ended when it ends.
+        self.ending_after_invoice: dict[bytes, list[str]] = {}
         self.ended_invoices: deque[bytes] = deque()
         self.ended_forwards: deque[IncomingKey] = deque()
         self.outcomes: dict[str, Outcome] = {}
@@ -393,13 +401,25 @@ class PaymentState:
     def _payment_maybe_ended(self, payment: Payment) -> None:
         if payment.status is PaymentStatus.PENDING or self.open_parts(payment):
             return
-        self.ended_payments.append(payment.started.payment_id)
+        condition = payment.condition
+        invoice = None if condition is None else self.invoices.get(condition)
+        if condition is not None and invoice is not None and not _invoice_ended(invoice):
+            # An exchange's leg B: the desk reads it while leg A (this invoice) is
+            # open, so it counts as ended only once leg A has ended too.
+            self.ending_after_invoice.setdefault(condition, []).append(payment.started.payment_id)
+            return
+        self._count_ended(payment.started.payment_id)
+
+    def _count_ended(self, payment_id: str) -> None:
+        self.ended_payments.append(payment_id)
         while len(self.ended_payments) > self.ended_kept_max:
             self._forget_payment(self.ended_payments.popleft())
 
     def _invoice_maybe_ended(self, invoice: Invoice) -> None:
-        if invoice.open_parts or not (invoice.paid or invoice.abandoned or invoice.expired):
+        if not _invoice_ended(invoice):
             return
+        for payment_id in self.ending_after_invoice.pop(invoice.created.condition, []):
+            self._count_ended(payment_id)
         # Abandoned, then its held parts closed one by one: ended at the last one only.
         self.ended_invoices.append(invoice.created.condition)
         while len(self.ended_invoices) > self.ended_kept_max:

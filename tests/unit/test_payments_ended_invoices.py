@@ -16,6 +16,7 @@ from node.payments.events import (
     ActionAbandon,
     ActionExpect,
     ActionInvoice,
+    ActionPay,
     IncomingConditional,
     PersistRecord,
     ReceiveInvoiceRequest,
@@ -114,3 +115,29 @@ def test_an_id_credited_here_before_gets_no_new_invoice_once_its_invoice_is_forg
     reused = ask("x0")  # the payer's id window has passed; the payee's books remember it
     assert reused.condition is None and reused.error == "already-paid"
     assert ask("x1").condition is not None
+
+
+def test_an_exchanges_leg_b_is_kept_in_full_while_its_leg_a_is_open() -> None:
+    """The exchange desk reads leg B (our payment with leg A's condition) while
+    leg A (our expectation) may still come: forgetting it then would look like
+    "never started" and release the maker's hold."""
+    state = PaymentState(3, 6)
+    payments = core(state)
+    condition = sha256(b"\x06" * 32)
+    leg_a = ActionExpect(condition, "t.example", "take-1", "c.example", 100, USD, T + HOUR_MS)
+    payments.handle(leg_a, T)
+    leg_b = ActionPay("leg-b", "t.example", "t.example", 90, USD, 0, T + 1_000, None, condition)
+    payments.handle(leg_b, T)
+    payments.handle(TimerTick(), T + 2_000)  # no route: leg B fails at its deadline
+    assert state.payments["leg-b"].status.value == "failed"
+    for n in range(5):  # more ended payments than the three kept in full
+        other = ActionPay(f"p{n}", "x.example", "x.example", 10, USD, 0, T + 3_000, None)
+        payments.handle(other, T + 2_000)
+    payments.handle(TimerTick(), T + 4_000)
+    assert "leg-b" in state.payments and state.payment_with(condition) is not None
+    payments.handle(TimerTick(), T + HOUR_MS + 1)  # leg A expires: now leg B has ended
+    for n in range(5, 10):
+        other = ActionPay(f"p{n}", "x.example", "x.example", 10, USD, 0, T + HOUR_MS + 2, None)
+        payments.handle(other, T + HOUR_MS + 1)
+    payments.handle(TimerTick(), T + HOUR_MS + 10)
+    assert "leg-b" not in state.payments and "leg-b" in state.outcomes
