@@ -33,7 +33,7 @@ async def test_a_pass_that_sends_syncs_inline_then_sends() -> None:
     transport = Transport()
     runtime = NodeRuntime(
         engine,  # type: ignore[arg-type]
-        transport,  # type: ignore[arg-type]
+        transport,
         clock_ms=lambda: int(trio.current_time() * 1000),
         disk_io_in_thread=True,
     )
