@@ -644,13 +644,18 @@ class ExchangeDesk:
 
     def _recover(self, now_ms: int) -> None:
         """After a restart: an exchange's hold whose exchange record was lost with
-        the log's tail (the pass never left the node) is given back; an exchange
-        whose leg payment ended while we were down ends now."""
+        the log's tail (the pass never left the node) is given back, and so is the
+        hold of a failed exchange (``_end`` logs the end before the release, and
+        the tail may keep one without the other); an exchange whose leg payment
+        ended while we were down ends now."""
         for hold in self.books.open_holds():
             if hold.kind in ("take", "offer-fill"):
-                take_id = _take_id(hold.transfer.payment_id)
-                if take_id not in self.state.exchanges:
-                    self._give_back(hold, hold.kind == "offer-fill", "not-started", now_ms)
+                carved = hold.kind == "offer-fill"
+                exchange = self.state.exchanges.get(_take_id(hold.transfer.payment_id))
+                if exchange is None:
+                    self._give_back(hold, carved, "not-started", now_ms)
+                elif exchange.state == "failed":
+                    self._give_back(hold, carved, exchange.reason or "failed", now_ms)
         for exchange in self.state.open_exchanges():
             payment = self.payments.state.payments.payments.get(exchange.terms.payment_id)
             if payment is not None and payment.status is not PaymentStatus.PENDING:
