@@ -52,6 +52,21 @@ Rules:
   the receiver's own rounds the same way. A quiet mesh's anti-entropy then
   costs a few dozen bytes a round instead of GOSSIP_DIGEST_ENTRIES_MAX
   entries; a receiver hashes at most that many names per summary.
+- Declined items: a node's trust decides what it takes (an endorsement
+  beyond its endorsement horizon, an offer of a validator it does not
+  accept), so neighbours hold different sets for good. The ``verify``
+  callback marks such a verdict ``Declined``: it is given only after the
+  origin's signature verified, and it depends only on the item and on this
+  node's trust. The node remembers the (name, seq) of a declined item and
+  the peers that sent or announced that seq (they hold it), at most
+  GOSSIP_DECLINED_MAX items, oldest forgotten first, each until its expiry.
+  It does not take that seq again from anyone. Its digests and fingerprints
+  for a peer list what it holds plus what it declined from that peer: so the
+  peer neither sends it again every round nor sees our summaries disagree
+  forever, and a peer that never had the item is not told of one we cannot
+  send (it would disagree forever the other way). ``PolicyChanged`` (the
+  shell's trust changed) forgets them all: peers send them again and they
+  are judged afresh.
 - Every peer message (items, digests, HAVE, WANT) from an untrusted peer is
   refused with UNTRUSTED_PEER and changes nothing.
 - Pure: time is ``now_ms``; no I/O, no randomness; output order never depends
@@ -83,6 +98,7 @@ from node.codec import (
 )
 from node.limits import (
     GOSSIP_ANNOUNCERS_KEPT_MAX,
+    GOSSIP_DECLINED_MAX,
     GOSSIP_DIGEST_ENTRIES_MAX,
     GOSSIP_EAGER_FANOUT,
     GOSSIP_FINGERPRINT_BYTES,
@@ -332,6 +348,12 @@ class TimerTick:
     """Time passed: prune expired items, run the anti-entropy rounds that are due."""
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyChanged:
+    """What ``verify`` declines may have changed (the node's trust did): forget every
+    declined item, so peers send them again and they are judged afresh."""
+
+
 Input = (
     ReceiveItems
     | ReceiveDigest
@@ -340,6 +362,7 @@ Input = (
     | ActionPublish
     | PeerConnected
     | TimerTick
+    | PolicyChanged
 )
 
 
@@ -382,9 +405,18 @@ class NotifyRefused:
 
 Effect = SendToPeer | NotifyStored | NotifyRemoved | NotifyRefused
 
+
+class Declined(str):
+    """A ``verify`` verdict: the item is genuine (its origin's signature verifies) but
+    this node's trust does not take it. It depends only on the item and that trust, so
+    the node remembers it until ``PolicyChanged`` (see the module's rules)."""
+
+    __slots__ = ()
+
+
 Verify = Callable[[GossipItem], str | None]
-"""item -> why it is not acceptable, or None. Checks the signed body against the
-name, seq and expiry. Must be pure."""
+"""item -> why it is not acceptable (a ``Declined`` when the module's rules allow), or
+None. Checks the signed body against the name, seq and expiry. Must be pure."""
 
 
 # --- the engine ----------------------------------------------------------------------
@@ -405,6 +437,16 @@ class _Walk:
     summaries: bool = False  # the first walk went round: send summaries from now on
     answered_after: ItemName | None = None  # where our next answer to its digest resumes
     answers: int = 0  # answers that started afresh (numbered for their start)
+
+
+@dataclass(slots=True)
+class _Declined:
+    """An item ``verify`` declined: its seq, expiry, and the peers that sent or
+    announced that seq (they hold it)."""
+
+    seq: int
+    expires_ms: int
+    senders: set[bytes]
 
 
 @dataclass(slots=True)
@@ -523,6 +565,12 @@ class GossipEngine:
         self.buckets_swept_ms = 0
         self.wanted: dict[ItemName, _Want] = {}  # oldest WANT first
         self.wants_per_peer: dict[bytes, int] = {}
+        # Genuine items ``verify`` declined, oldest first, with a heap of their expiries
+        # (may hold forgotten ones) and, per peer, the sorted names of those it sent us
+        # (None: to be sorted again).
+        self.declined: dict[ItemName, _Declined] = {}
+        self.declined_expiries: list[tuple[int, ItemName, int]] = []
+        self.declined_from: dict[bytes, list[ItemName]] | None = {}
 
     def handle(self, event: Input, now_ms: int) -> list[Effect]:
         run = _Pass()
@@ -532,6 +580,8 @@ class GossipEngine:
             if event.peer in self.trusted:
                 self.walks[event.peer] = _Walk()
                 self._round(run, event.peer, now_ms)
+        elif isinstance(event, PolicyChanged):
+            self._forget_declined()
         elif isinstance(event, TimerTick):
             self._prune(run, now_ms)
             self._retry_wants(run, now_ms)
@@ -564,8 +614,12 @@ class GossipEngine:
             held = self.items.get(item.name)
             if held is not None and held.seq >= item.seq:
                 continue
+            if self._judged(peer, item.name, item.seq):
+                continue
             refusal = self._refusal(item, now_ms)
             if refusal is not None:
+                if isinstance(refusal[1], Declined):
+                    self._decline(peer, item)
                 run.effects.append(NotifyRefused(*refusal))
                 continue
             self._store(run, item)
@@ -645,6 +699,10 @@ class GossipEngine:
             bisect.insort(self._names(), item.name)  # before ``items`` grows
         self.items[item.name] = item
         self.hashes[item.name] = item_hash(item.name, item.seq)
+        declined = self.declined.get(item.name)
+        if declined is not None and declined.seq <= item.seq:
+            del self.declined[item.name]  # its heap entry is skipped when it comes due
+            self.declined_from = None
         heapq.heappush(self.expiries, (item.expires_ms, item.name))
         if len(self.expiries) > 2 * GOSSIP_ITEMS_MAX:  # replaced items' entries pile up
             self.expiries = [(i.expires_ms, name) for name, i in self.items.items()]
@@ -669,6 +727,12 @@ class GossipEngine:
             if self.per_origin[item.origin] == 0:
                 del self.per_origin[item.origin]
             run.effects.append(NotifyRemoved(item))
+        while self.declined_expiries and self.declined_expiries[0][0] <= now_ms:
+            expires_ms, name, seq = heapq.heappop(self.declined_expiries)
+            declined = self.declined.get(name)
+            if declined is not None and (declined.seq, declined.expires_ms) == (seq, expires_ms):
+                del self.declined[name]
+                self.declined_from = None
         if now_ms < self.buckets_swept_ms + GOSSIP_ORIGIN_REFILL_MS:
             return
         self.buckets_swept_ms = now_ms
@@ -681,43 +745,125 @@ class GossipEngine:
     def _round(self, run: _Pass, peer: bytes, now_ms: int) -> None:
         """Send ``peer`` the digest of our next range, then move the walk on."""
         walk = self.walks[peer]
-        names = self._names()
-        first = 0 if walk.after is None else bisect.bisect_right(names, walk.after)
-        chosen = names[first : first + GOSSIP_DIGEST_ENTRIES_MAX]
-        last_range = len(names) - first <= GOSSIP_DIGEST_ENTRIES_MAX
+        names = self._view(peer, walk.after, None, GOSSIP_DIGEST_ENTRIES_MAX + 1)
+        chosen = names[:GOSSIP_DIGEST_ENTRIES_MAX]
+        last_range = len(names) <= GOSSIP_DIGEST_ENTRIES_MAX
         high = None if last_range else chosen[-1]
-        items = self.items
         if walk.summaries:
-            summary = (len(chosen), self._fingerprint(chosen))
+            summary = (len(chosen), self._fingerprint(peer, chosen))
             run.effects.append(SendToPeer(peer, GossipDigest(walk.after, high, (), summary)))
         else:
-            entries = tuple([(name, items[name].seq) for name in chosen])
+            entries = self._entries(peer, chosen)
             run.effects.append(SendToPeer(peer, GossipDigest(walk.after, high, entries)))
         walk.summaries = walk.summaries or high is None
         walk.after = high
         walk.next_round_ms = now_ms + GOSSIP_ROUND_INTERVAL_MS
 
-    def _fingerprint(self, names: list[ItemName]) -> bytes:
-        """XOR of the item hashes of ``names``: equal sets of (name, seq), equal prints."""
+    def _fingerprint(self, peer: bytes, names: list[ItemName]) -> bytes:
+        """XOR of the item hashes of ``names`` as listed for ``peer``: equal sets of
+        (name, seq), equal prints."""
         hashes = self.hashes
         if len(hashes) != len(self.items):  # a caller filled ``items`` directly (a test)
             hashes.update((name, item_hash(name, i.seq)) for name, i in self.items.items())
-        fingerprint = functools.reduce(operator.xor, map(hashes.__getitem__, names), 0)
+        if self.declined:
+            values = [item_hash(name, seq) for name, seq in self._entries(peer, names)]
+        else:
+            values = list(map(hashes.__getitem__, names))
+        fingerprint = functools.reduce(operator.xor, values, 0)
         return fingerprint.to_bytes(GOSSIP_FINGERPRINT_BYTES, "big")
+
+    def _entries(self, peer: bytes, names: list[ItemName]) -> tuple[tuple[ItemName, int], ...]:
+        """(name, seq) of ``names`` as our digests for ``peer`` list them."""
+        items = self.items
+        if not self.declined:
+            return tuple([(name, items[name].seq) for name in names])
+        entries = []
+        for name in names:
+            item, declined = items.get(name), self.declined.get(name)
+            if declined is None or peer not in declined.senders:
+                assert item is not None
+                entries.append((name, item.seq))
+            else:
+                entries.append(
+                    (name, declined.seq if item is None else max(item.seq, declined.seq))
+                )
+        return tuple(entries)
+
+    def _view(
+        self, peer: bytes, low: ItemName | None, high: ItemName | None, limit: int | None = None
+    ) -> list[ItemName]:
+        """The names our digests for ``peer`` cover after ``low``, up to ``high``, sorted,
+        at most ``limit``: those held, and those declined that ``peer`` sent us."""
+        names = self._names()
+        first = 0 if low is None else bisect.bisect_right(names, low)
+        end = len(names) if high is None else bisect.bisect_right(names, high)
+        if limit is not None:
+            end = min(end, first + limit)
+        declined = self._declined_from().get(peer)
+        if not declined:
+            return names[first:end]
+        d_first = 0 if low is None else bisect.bisect_right(declined, low)
+        d_end = len(declined) if high is None else bisect.bisect_right(declined, high)
+        if limit is not None:
+            d_end = min(d_end, d_first + limit)
+        merged = sorted(set(names[first:end]).union(declined[d_first:d_end]))
+        return merged if limit is None else merged[:limit]
+
+    # --- declined items (see the module's rules) ----------------------------------------
+
+    def _judged(self, peer: bytes, name: ItemName, seq: int) -> bool:
+        """Whether we declined ``seq`` of ``name`` or a newer one already (``peer``, which
+        sent or announced it, is noted as holding it when it is the very seq)."""
+        declined = self.declined.get(name)
+        if declined is None or declined.seq < seq:
+            return False
+        if declined.seq == seq and peer not in declined.senders:
+            declined.senders.add(peer)
+            self.declined_from = None
+        return True
+
+    def _decline(self, peer: bytes, item: GossipItem) -> None:
+        """Remember ``item`` (newer than any seq of its name held or declined), sent by
+        ``peer``, as judged."""
+        name = item.name
+        self.declined.pop(name, None)  # re-inserted below: the newest is forgotten last
+        self.declined[name] = _Declined(item.seq, item.expires_ms, {peer})
+        heapq.heappush(self.declined_expiries, (item.expires_ms, name, item.seq))
+        while len(self.declined) > GOSSIP_DECLINED_MAX:
+            del self.declined[next(iter(self.declined))]
+        if len(self.declined_expiries) > 2 * GOSSIP_DECLINED_MAX:  # forgotten ones pile up
+            self.declined_expiries = [(d.expires_ms, n, d.seq) for n, d in self.declined.items()]
+            heapq.heapify(self.declined_expiries)
+        self.declined_from = None
+
+    def _forget_declined(self) -> None:
+        self.declined.clear()
+        self.declined_expiries.clear()
+        self.declined_from = {}
+
+    def _declined_from(self) -> dict[bytes, list[ItemName]]:
+        """peer -> the sorted names of the declined items it sent us."""
+        if self.declined_from is None:
+            by_peer: dict[bytes, list[ItemName]] = {}
+            for name, declined in self.declined.items():
+                for peer in declined.senders:
+                    by_peer.setdefault(peer, []).append(name)
+            for names in by_peer.values():
+                names.sort()
+            self.declined_from = by_peer
+        return self.declined_from
 
     def _answer_summary(self, run: _Pass, peer: bytes, digest: GossipDigest) -> None:
         """Nothing if our count and fingerprint of the range agree; else our own digest
         of it, so the peer sends what we lack (it learns what it lacks from its walk)."""
         assert digest.summary is not None
         count, fingerprint = digest.summary
-        names = self._names()
-        first = 0 if digest.low is None else bisect.bisect_right(names, digest.low)
-        end = len(names) if digest.high is None else bisect.bisect_right(names, digest.high)
-        if end - first == count and self._fingerprint(names[first:end]) == fingerprint:
+        names = self._view(peer, digest.low, digest.high)
+        if len(names) == count and self._fingerprint(peer, names) == fingerprint:
             return
-        chosen = names[first : min(end, first + GOSSIP_DIGEST_ENTRIES_MAX)]
-        high = digest.high if end - first <= GOSSIP_DIGEST_ENTRIES_MAX else chosen[-1]
-        entries = tuple([(name, self.items[name].seq) for name in chosen])
+        chosen = names[:GOSSIP_DIGEST_ENTRIES_MAX]
+        high = digest.high if len(names) <= GOSSIP_DIGEST_ENTRIES_MAX else chosen[-1]
+        entries = self._entries(peer, chosen)
         run.effects.append(SendToPeer(peer, GossipDigest(digest.low, high, entries)))
 
     def _answer_digest(self, run: _Pass, peer: bytes, digest: GossipDigest) -> None:
@@ -764,6 +910,8 @@ class GossipEngine:
         for name, seq in have.entries:
             held = self.items.get(name)
             if held is not None and held.seq >= seq:
+                continue
+            if self._judged(peer, name, seq):
                 continue
             want = self.wanted.get(name)
             if want is None:

@@ -129,6 +129,7 @@ GOSSIP_WANTS_PER_PEER_MAX = 256  # unanswered WANT names towards one peer
 GOSSIP_WANTED_MAX = 10_000  # names we are waiting for, every peer together
 GOSSIP_WANT_TIMEOUT_MS = 1_000  # a WANT unanswered by then goes to the next announcer
 GOSSIP_ANNOUNCERS_KEPT_MAX = 4  # further peers remembered per wanted name
+GOSSIP_DECLINED_MAX = 10_000  # (name, seq) of genuine items our trust declined, remembered
 
 # --- payments (node/payments) ------------------------------------------------------
 PAYMENT_ID_LENGTH_MAX = 64

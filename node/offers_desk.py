@@ -137,6 +137,10 @@ class OffersDesk:
             return offer_item_problem(item, self.trust)
         return self.trust.endorsement_problem(item)
 
+    def policy_changes(self) -> int:
+        """Grows whenever what ``item_problem`` declines may have changed (our trust)."""
+        return self.trust.changes
+
     def on_stored(self, item: GossipItem) -> None:
         if item.kind == ENDORSEMENT_KIND:
             known = len(self.trust.accepted())

@@ -61,6 +61,7 @@ from node.gossip import (
 from node.gossip import Effect as GossipEffect
 from node.gossip import Input as GossipInput
 from node.gossip import PeerConnected as GossipPeerConnected
+from node.gossip import PolicyChanged as GossipPolicyChanged
 from node.gossip import SendToPeer as GossipSend
 from node.gossip import TimerTick as GossipTick
 from node.limits import (
@@ -134,6 +135,10 @@ class GossipKind(Protocol):
     """Another desk's kind of gossip item, carried by the same engine as routes."""
 
     def item_problem(self, item: GossipItem) -> str | None: ...
+
+    def policy_changes(self) -> int:
+        """Grows whenever what ``item_problem`` declines may have changed."""
+        ...
 
     def on_stored(self, item: GossipItem) -> None: ...
 
@@ -449,8 +454,14 @@ class PaymentsDesk:
         self._gossip(ActionPublish(item), now_ms, send)
 
     def _gossip(self, event: GossipInput, now_ms: int, send: Send) -> None:
+        changes = self._policy_changes()
         for effect in self.gossip.handle(event, now_ms):
             self._carry_out_gossip(effect, send)
+        if self._policy_changes() != changes:  # an endorsement stored or gone
+            self.gossip.handle(GossipPolicyChanged(), now_ms)  # no effects
+
+    def _policy_changes(self) -> int:
+        return sum(kind.policy_changes() for kind in self.gossip_kinds.values())
 
     def _carry_out_gossip(self, effect: GossipEffect, send: Send) -> None:
         if isinstance(effect, GossipSend):

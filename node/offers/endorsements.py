@@ -38,7 +38,7 @@ from node.codec import (
     require_str,
     unpack,
 )
-from node.gossip import GossipItem
+from node.gossip import Declined, GossipItem
 from node.ledger.codec import require_domain
 from node.limits import (
     ENDORSEMENT_BYTES_MAX,
@@ -173,6 +173,7 @@ class Trust:
         self._keys: dict[str, bytes] = {}  # domain -> key
         self._addresses: dict[bytes, str] = {}  # key -> the address its first endorser gave
         self._stale = True
+        self.changes = 0  # grows with every change that may change the closure
 
     def depth(self, key: bytes) -> int | None:
         accepted = self._closure().get(key)
@@ -214,10 +215,12 @@ class Trust:
         if held is None:
             self._endorsing[body.endorser_key] = self._endorsing.get(body.endorser_key, 0) + 1
             if self._extends(body):
+                self.changes += 1
                 return
         elif _binding(held.endorsement) == _binding(body):
             return  # a refresh (later issue and expiry) binds the same: the closure stands
         self._stale = True
+        self.changes += 1
 
     def remove(self, signed: SignedEndorsement) -> None:
         """Forget an endorsement (its item expired)."""
@@ -229,6 +232,7 @@ class Trust:
             if not self._endorsing[body.endorser_key]:
                 del self._endorsing[body.endorser_key]
             self._stale = True
+            self.changes += 1
 
     def _extends(self, body: ValidatorEndorsement) -> bool:
         """Apply ``body`` alone when a recomputation would do just that; else False."""
@@ -301,21 +305,22 @@ class Trust:
             body.expires_ms,
         ):
             return "mismatched-item"
-        depth = self.depth(body.endorser_key)
-        if depth is None:
-            return "unendorsed-endorser"
-        if depth >= ENDORSEMENT_DEPTH_MAX:
-            return "endorsement-too-deep"
-        if self.domain_of(body.endorser_key) != body.endorser:
-            return "wrong-endorser-domain"
         if not signed.verifies():
             return "bad-signature"
+        # Genuine from here on: what follows depends only on it and on our trust.
+        depth = self.depth(body.endorser_key)
+        if depth is None:
+            return Declined("unendorsed-endorser")
+        if depth >= ENDORSEMENT_DEPTH_MAX:
+            return Declined("endorsement-too-deep")
+        if self.domain_of(body.endorser_key) != body.endorser:
+            return Declined("wrong-endorser-domain")
         held_key = self._keys.get(body.subject)
         held_domain = self.domain_of(body.subject_key)
         if (held_key is not None and held_key != body.subject_key) or (
             held_domain is not None and held_domain != body.subject
         ):
-            return "domain-conflict"
+            return Declined("domain-conflict")
         return None
 
 

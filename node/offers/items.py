@@ -37,7 +37,7 @@ from node.codec import (
     require_map,
     unpack,
 )
-from node.gossip import GossipItem
+from node.gossip import Declined, GossipItem
 from node.ledger.codec import ToSign, domain_of, issuer_of, require_domain
 from node.ledger.signed import (
     Offer,
@@ -216,10 +216,14 @@ def offer_item_problem(item: GossipItem, trust: Trust) -> str | None:
         record = decode_offer_body(item.body)
     except DecodeError as error:
         return f"undecodable: {error}"
-    return _naming_problem(item, record, trust) or _content_problem(record)
+    return (
+        _naming_problem(item, record)
+        or _content_problem(record)
+        or _trust_problem(item, record, trust)
+    )
 
 
-def _naming_problem(item: GossipItem, record: OfferRecord, trust: Trust) -> str | None:
+def _naming_problem(item: GossipItem, record: OfferRecord) -> str | None:
     offer, status = record.offer, record.status
     if not offer.offer_id == status.offer_id == item.item_id:
         return "mismatched-id"
@@ -227,14 +231,19 @@ def _naming_problem(item: GossipItem, record: OfferRecord, trust: Trust) -> str 
         return "mismatched-item"
     if item.origin != status.validator_key:
         return "mismatched-origin"
-    if trust.depth(item.origin) is None:
-        return "unendorsed-validator"
-    if trust.domain_of(item.origin) != status.validator:
-        return "wrong-validator-domain"
     if domain_of(offer.maker) != status.validator:
         return "maker-elsewhere"
     if issuer_of(offer.sell_uai) != status.validator:
         return "foreign-sell-asset"
+    return None
+
+
+def _trust_problem(item: GossipItem, record: OfferRecord, trust: Trust) -> str | None:
+    """Checked last, once the origin's signatures verified: gossip remembers the verdict."""
+    if trust.depth(item.origin) is None:
+        return Declined("unendorsed-validator")
+    if trust.domain_of(item.origin) != record.status.validator:
+        return Declined("wrong-validator-domain")
     return None
 
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.codec import pack
-from node.gossip import GossipItem
+from node.gossip import Declined, GossipItem
 from node.limits import ENDORSEMENT_DEPTH_MAX, ENDORSEMENT_LIFETIME_MS_MAX
 from node.offers.endorsements import (
     SignedEndorsement,
@@ -132,7 +132,11 @@ def _resigned(**changes: object) -> SignedEndorsement:
     ],
 )
 def test_refusals(item, reason):
-    assert trust_of().endorsement_problem(item) == reason
+    problem = trust_of().endorsement_problem(item)
+    assert problem == reason
+    # A genuine endorsement our trust does not take is remembered as declined by gossip.
+    trust_reasons = {"unendorsed-endorser", "wrong-endorser-domain", "domain-conflict"}
+    assert isinstance(problem, Declined) == (reason in trust_reasons)
 
 
 def _unsigned(**changes: object) -> bytes:
@@ -205,12 +209,15 @@ def test_the_closure_is_the_same_as_recomputed_from_scratch(changes):
         signed = endorse(
             endorser, subject, subject_domain=subject_domain, issued_ms=issued_ms, address=address
         )
+        before = (trust.accepted(), trust.domains(), trust.changes) if query else None
         if add:
             trust.add(signed)
         else:
             trust.remove(signed)
-        if query:
-            trust.depth(key(0).public_key)
+        # Gossip forgets what trust declined whenever ``changes`` grows: it must grow
+        # with every change of the closure (more often is only wasteful).
+        if before is not None and (trust.accepted(), trust.domains()) != before[:2]:
+            assert trust.changes > before[2]
     fresh = trust_of(trusted=(1, 2))
     fresh.endorsements = dict(trust.endorsements)
     fresh._recompute()

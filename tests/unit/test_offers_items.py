@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from node.codec import DecodeError, pack
-from node.gossip import GossipItem
+from node.gossip import Declined, GossipItem
 from node.ledger.signed import Offer, OfferCancel, SignedInstruction
 from node.limits import ENDORSEMENT_DEPTH_MAX
 from node.offers.book import OrderBook
@@ -122,7 +122,10 @@ OFFER = make_offer()
         (_item(expires_ms=NOW_MS + 1), "mismatched-item"),
         (_item(origin=key(2).public_key), "mismatched-origin"),
         (record_item(make_record(offer_at(9), validator=9)), "unendorsed-validator"),
-        (_status(validator=domain(2)), "wrong-validator-domain"),
+        (  # validator 1 signs a status that names domain 2, where the offer is
+            record_item(make_record(offer_at(2), make_status(offer_at(2), 1, validator=domain(2)))),
+            "wrong-validator-domain",
+        ),
         (record_item(make_record(make_offer(maker="alice@bank-2.test"))), "maker-elsewhere"),
         (
             record_item(
@@ -146,7 +149,11 @@ OFFER = make_offer()
     ],
 )
 def test_refusals(item, reason):
-    assert offer_item_problem(item, trust()) == reason
+    problem = offer_item_problem(item, trust())
+    assert problem == reason
+    # Only a genuine offer that our trust does not take is remembered as declined.
+    trust_reasons = {"unendorsed-validator", "wrong-validator-domain"}
+    assert isinstance(problem, Declined) == (reason in trust_reasons)
 
 
 @pytest.mark.parametrize(
