@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types contracts unit bench bench-payments bench-offers clean
+.PHONY: demo test lint types contracts unit bench bench-payments bench-offers bench-sim-floor clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench-payments: $(STAMP)
 
 bench-offers: $(STAMP)
 	$(BIN)/python -m tools.bench_offers
+
+bench-sim-floor: $(STAMP)
+	$(BIN)/python -m tools.bench_sim_floor
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
