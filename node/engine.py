@@ -42,6 +42,7 @@ from node.customer_payments import CustomerPayments
 from node.exchange_desk import EXCHANGE_MESSAGES, ExchangeDesk
 from node.exchange_state import exchange_log_record
 from node.federation import Effect as FederationEffect
+from node.held_acks import HeldAcks
 from node.limits import (
     HASH_BYTES,
     SNAPSHOT_BYTES_MAX,
@@ -207,6 +208,7 @@ class NodeEngine:
         self.payments.exchanges = self.exchanges
         self.peer_keys = {peer.name: peer.public_key for peer in config.peers}
         self._callbacks: tuple[Decisions, int, PaymentCallbacks] | None = None
+        self.held_acks = HeldAcks()
 
     def _log_exchange(self, record: dict[str, Any]) -> None:
         self._append(exchange_log_record(record))
@@ -267,6 +269,7 @@ class NodeEngine:
             self.payments.tick(now_ms, *self._payment_callbacks(now_ms, current))
             self.offers.tick(now_ms)
             self.exchanges.tick(now_ms)
+        self.held_acks.apply(current.outbox, now_ms)
         self._callbacks = None  # the pass's decisions are the caller's now
         return current
 

@@ -25,6 +25,7 @@ MSGPACK_DEPTH_MAX = 8  # nesting of decoded containers
 PENDING_PROPOSALS_PER_PEER_MAX = 10_000  # pending in either direction, per peer
 OUTBOX_MESSAGES_PER_PEER_MAX = 20_000  # unacknowledged messages we must repeat
 RETRANSMIT_INTERVAL_MS = 1_000  # repeat an unacknowledged message this often
+ACK_DELAY_MS = 200  # an ACK-only message waits this long for a frame to ride on
 RETRANSMIT_BATCH_MAX = 2_000  # messages repeated per peer per tick
 EXPIRY_IN_FUTURE_MS_MAX = 7 * 24 * 3600 * 1000  # a condition may not expire later
 CLOCK_SKEW_MS_MAX = 5_000  # an ACCEPT later than this past expiresAt is disputed
@@ -185,6 +186,8 @@ assert FRAME_BYTES_MAX < LOG_RECORD_BYTES_MAX
 assert LOG_RECORD_BYTES_MAX < LOG_SEGMENT_BYTES_MAX
 assert LOG_RECORD_BYTES_MAX < LOG_UNSYNCED_BYTES_MAX
 assert RETRANSMIT_BATCH_MAX <= OUTBOX_MESSAGES_PER_PEER_MAX
+# a held ACK, released at the first tick after its delay, still beats the repeat
+assert ACK_DELAY_MS >= 0 and ACK_DELAY_MS + TICK_INTERVAL_MS < RETRANSMIT_INTERVAL_MS // 2
 assert PENDING_PROPOSALS_PER_PEER_MAX <= OUTBOX_MESSAGES_PER_PEER_MAX
 assert CLOCK_SKEW_MS_MAX < EXPIRY_IN_FUTURE_MS_MAX
 assert FEDERATION_BYTES_MAX + ADDRESS_LENGTH_MAX < FRAME_BYTES_MAX
