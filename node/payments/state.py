@@ -26,8 +26,9 @@ Rules:
   the records (the order in which things ended), never on a clock, so the
   same records give the same state with or without a snapshot between them.
 - Every record that built what is retained is kept (``journal``, in log
-  order); ``snapshot_records`` is the outcomes, that journal, the retained
-  preimages and the next ref: applied to an empty state they rebuild this one.
+  order); ``snapshot_records`` is the outcomes, that journal with each retained
+  preimage after the first record owning its condition, and the next ref:
+  applied to an empty state they rebuild this one, under lower bounds too.
 - A preimage is kept while something retained has its condition.
 """
 
@@ -505,8 +506,18 @@ class PaymentState:
             OutcomesRemembered(tuple(entries[start : start + step]))
             for start in range(0, len(entries), step)
         ]
-        records.extend(self.journal.values())
-        records.extend(PreimageLearned(c, p) for c, p in self.preimages.items())
+        # Each retained preimage right after the first record that owns its condition,
+        # not at the end: replayed by a node built with lower retention bounds (an
+        # upgrade), the journal forgets some of its payments as it goes, and a
+        # forgotten success needs its proof by then.
+        told: set[bytes] = set()
+        for record in self.journal.values():
+            records.append(record)
+            condition = getattr(record, "condition", None)
+            if condition in self.preimages and condition not in told:
+                told.add(condition)
+                records.append(PreimageLearned(condition, self.preimages[condition]))
+        records.extend(PreimageLearned(c, p) for c, p in self.preimages.items() if c not in told)
         records.append(RefsReserved(self.next_ref))
         return records
 

@@ -328,3 +328,27 @@ def test_open_items_keep_their_records_for_the_snapshot() -> None:
     kinds = [type(record).__name__ for record in state.journal.values()]
     assert kinds.count("IncomingOpened") == 2 and kinds.count("OutgoingOpened") == 2
     assert state.snapshot_records()[-1] == RefsReserved(2)
+
+
+@pytest.mark.parametrize("name", ["a", "b", "c"])
+def test_a_snapshot_replays_under_lower_bounds_after_an_upgrade(name: str) -> None:
+    """A node whose new version keeps fewer ended payments in full starts from the
+    old version's snapshot: it forgets more as it replays, and every success it
+    forgets keeps its proof (before, the node asserted and did not start)."""
+    mesh = paid_line(12)
+    records = mesh.nodes[domain(name)].records
+    snapshot = through_codec(replay(records).snapshot_records())
+
+    def lower(records: list[Record]) -> PaymentState:
+        state = PaymentState(1, OUTCOMES_KEPT)
+        for record in records:
+            state.apply(record)
+        return state
+
+    upgraded = lower(snapshot)
+    assert canonical(upgraded) == canonical(lower(records))  # as if it had always run so
+    if name == "a":
+        assert list(upgraded.payments) == ["p11"]
+        for payment_id in ("p9", "p10"):  # kept in full by the old bound, forgotten now
+            outcome = upgraded.outcome(payment_id)
+            assert outcome is not None and outcome.succeeded and outcome.preimage is not None
