@@ -14,6 +14,7 @@ import pytest
 
 from node.exchange_desk import decode_acceptance
 from node.offers.take import SignedAcceptance
+from node.payments.state import PaymentState
 from node.wire import pack
 from simulations.errors import SimulationError
 from simulations.faults import FaultRates
@@ -213,3 +214,36 @@ def test_a_live_offer_missing_from_a_book_is_reported(traded: Simulation) -> Non
         ]
     finally:
         book.put(entry, traded.now_ms)
+
+
+def test_legs_that_retention_forgot_are_still_checked(traded: Simulation) -> None:
+    """In a long run the makers' validators forget ended legs B (retention keeps
+    their outcomes only): the checker reads those, so an honest maker is still
+    not claimable, and a leg B paid without a receipt is still caught."""
+    taker, maker, take_id = _settled_exchange(traded)
+    kept: dict[int, PaymentState] = {}
+    for node in traded.nodes:
+        assert node.engine is not None
+        kept[node.index] = node.engine.state.payments
+        forgetful = PaymentState(1)  # what a node keeping one ended payment would hold
+        for record in kept[node.index].snapshot_records():
+            forgetful.apply(record)
+        node.engine.state.payments = forgetful
+    try:
+        made = traded.nodes[maker].engine.state.exchange.exchanges[take_id]  # type: ignore[union-attr]
+        payments = traded.nodes[maker].engine.state.payments  # type: ignore[union-attr]
+        assert made.terms.payment_id not in payments.payments  # leg B: forgotten
+        assert payments.outcome(made.terms.payment_id) is not None
+        assert check_atomicity(traded.nodes, traded.now_ms)["exchange_claims"] == 0
+        copy = traded.nodes[taker].engine.state.exchange.exchanges[take_id]  # type: ignore[union-attr]
+        receipt = made.held
+        made.held = copy.held = None
+        try:
+            with pytest.raises(InvariantViolation) as caught:
+                check_atomicity(traded.nodes, traded.now_ms)
+            assert "without a receipt" in caught.value.violation.message
+        finally:
+            made.held = copy.held = receipt
+    finally:
+        for node in traded.nodes:
+            node.engine.state.payments = kept[node.index]  # type: ignore[union-attr]
