@@ -3,10 +3,12 @@
 The customer signs a ``CrossTransfer`` on its side (payee address, asset,
 amount, payment id, max fee, nonce) and submits it over its own QUIC
 connection; its validator holds the funds and pays through the mesh. The
-command prints progress on stderr (unless ``--json``), polls until the hold
-is settled or released, and ends with the outcome, the path, the fee paid
-and the time taken. The same ``--payment-id`` never pays twice: a repeat
-reports the payment it names. A failed payment exits with status 1.
+command prints progress on stderr (unless ``--json``), waits until the hold
+is settled or released (one ``transfer_status`` call with ``wait``; a
+progress query every PROGRESS_INTERVAL_S meanwhile), and ends with the
+outcome, the path, the fee paid and the time taken. The same ``--payment-id``
+never pays twice: a repeat reports the payment it names. A failed payment
+exits with status 1.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from node.cli_accounts import (
 from node.ledger.signed import CrossTransfer
 from node.limits import MAX_FEE_PPM_DEFAULT
 
-POLL_INTERVAL_S = 0.05
+POLL_INTERVAL_S = 0.05  # when the node has too many waiting requests to take ours
+PROGRESS_INTERVAL_S = 0.25
+API_TIMEOUT_MARGIN_S = 5.0  # a waiting call's answer may take --wait, and then some
 WAIT_S_DEFAULT = 90.0  # past the payment's deadline (60 s) and its last hop's expiry
 
 
@@ -94,17 +98,31 @@ def cross_transfer(args: argparse.Namespace, to: str) -> Any:
 
         progress(f"payment {payment_id}: {money(status['held'])} held (amount + max fee)")
         seen: set[str] = set()
+
+        def show(status: dict[str, Any]) -> None:
+            view = status["payment"]
+            line = "waiting for the payee's invoice"
+            if view is not None and view["parts"]:
+                line = f"proposed along {_path(view, account['address'].split('@')[1])}"
+            if status["hold"] == "open" and line not in seen:
+                seen.add(line)
+                progress(line)
+
+        async def follow() -> None:
+            while True:
+                await trio.sleep(PROGRESS_INTERVAL_S)
+                show(await client.call("transfer_status", payment_id=payment_id))
+
+        show(status)
         with trio.move_on_after(args.wait):
-            while status["hold"] == "open":
-                view = status["payment"]
-                line = "waiting for the payee's invoice"
-                if view is not None and view["parts"]:
-                    line = f"proposed along {_path(view, account['address'].split('@')[1])}"
-                if line not in seen:
-                    seen.add(line)
-                    progress(line)
-                await trio.sleep(POLL_INTERVAL_S)
-                status = await client.call("transfer_status", payment_id=payment_id)
+            async with trio.open_nursery() as nursery:
+                if not quiet:
+                    nursery.start_soon(follow)
+                while status["hold"] == "open":
+                    status = await client.call("transfer_status", payment_id=payment_id, wait=True)
+                    if status["hold"] == "open":  # the node had too many waiting
+                        await trio.sleep(POLL_INTERVAL_S)
+                nursery.cancel_scope.cancel()
         elapsed_ms = round((time.monotonic() - started) * 1000)
         view = status["payment"]
         outcome = {"settled": "succeeded", "released": "failed"}.get(status["hold"], "pending")
@@ -125,7 +143,9 @@ def cross_transfer(args: argparse.Namespace, to: str) -> Any:
             "balances": _balances_for_people(status["balances"], {args.asset: decimals}),
         }
 
-    result: dict[str, Any] = _run(args.node, user_key, go)
+    result: dict[str, Any] = _run(
+        args.node, user_key, go, timeout_s=args.wait + API_TIMEOUT_MARGIN_S
+    )
     if result["outcome"] == "failed":
         hop = f" at {result['failed_hop']}" if result["failed_hop"] else ""
         reason = result["reason"] or "failed"

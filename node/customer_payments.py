@@ -49,7 +49,7 @@ from node.ledger.signed import (
     signed_instruction_from_parts,
 )
 from node.ledger.state import HoldState
-from node.limits import API_FRAME_BYTES_MAX, PAYMENT_DEADLINE_MS_DEFAULT
+from node.limits import API_FRAME_BYTES_MAX, PAYMENT_DEADLINE_MS_DEFAULT, TRANSFER_WAITERS_MAX
 from node.payments.events import (
     ActionPay,
     NotifyPayment,
@@ -68,6 +68,8 @@ Feed = Callable[[PaymentInput], list[PaymentEffect]]
 """Feed the payment core now, its effects carried out."""
 View = Callable[[str], dict[str, Any]]
 """The payments desk's view of a payment, by id."""
+Answer = Callable[[bytes, int, Any], None]
+"""Answer a client's request (key, request id, result) with the pass's replies."""
 
 
 class CustomerPayments:
@@ -86,6 +88,11 @@ class CustomerPayments:
         self.payments = payments
         self.run_books = run_books
         self.view = view
+        # `transfer_status` requests with `wait`, answered when the hold ends: by
+        # (payer, payment id), at most TRANSFER_WAITERS_MAX in all. Volatile.
+        self.waiters: dict[tuple[str, str], list[tuple[bytes, int]]] = {}
+        self.waiting = 0
+        self.answer: Answer | None = None  # the engine's, for the pass under way
 
     # --- units and assets ------------------------------------------------------------
 
@@ -179,6 +186,29 @@ class CustomerPayments:
             "balances": self.books.balances(address),
         }
 
+    def wait_for_end(
+        self, client_key: bytes, request_id: int, address: str, payment_id: str
+    ) -> dict[str, Any] | None:
+        """``status`` now if the hold has ended or TRANSFER_WAITERS_MAX requests
+        already wait; else None, and the answer goes to ``client_key`` when the
+        hold ends, with the replies of that pass (so once it is durable)."""
+        status = self.status(address, payment_id)
+        if status["hold"] != "open" or self.waiting >= TRANSFER_WAITERS_MAX:
+            return status
+        self.waiters.setdefault((address, payment_id), []).append((client_key, request_id))
+        self.waiting += 1
+        return None
+
+    def _answer_waiters(self, address: str, payment_id: str) -> None:
+        waiters = self.waiters.pop((address, payment_id), [])
+        if not waiters:
+            return
+        self.waiting -= len(waiters)
+        assert self.answer is not None, "a hold ends inside a pass"
+        status = self.status(address, payment_id)
+        for client_key, request_id in waiters:
+            self.answer(client_key, request_id, status)
+
     def on_payment(self, notice: NotifyPayment, now_ms: int) -> None:
         """The payment core's news: a payment of a customer ended, end its hold."""
         if notice.hold_id is None or notice.status is PaymentStatus.PENDING:
@@ -219,6 +249,7 @@ class CustomerPayments:
                 nonce,
             )
             self._run(ActionRelease(self._sign(release)), now_ms)
+        self._answer_waiters(transfer.from_ubi, transfer.payment_id)
 
     # --- the payee -----------------------------------------------------------------------
 

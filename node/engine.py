@@ -250,6 +250,7 @@ class NodeEngine:
             current.replies.append((client_key, encode_result(request_id, result)))
 
         self.payments.answer = answer  # a waiting `pay`, when its payment ends in this pass
+        self.customer_payments.answer = answer  # a waiting `transfer_status`, likewise
         checker = self.accounts.checker
         if checker is not None:
             self.accounts.send_ahead(
@@ -549,7 +550,13 @@ class NodeEngine:
 
             return self.customer_payments.submit(client_key, address, request.args, now_ms, feed)
         if request.op == "transfer_status":
-            return self.customer_payments.status(address, request.args["payment_id"])
+            payment_id = request.args["payment_id"]
+            if not request.args.get("wait"):
+                return self.customer_payments.status(address, payment_id)
+            status = self.customer_payments.wait_for_end(
+                client_key, request.request_id, address, payment_id
+            )
+            return _LATER if status is None else status
         if request.op in OFFER_OPERATIONS:
             return self._serve_offers(client_key, address, request, now_ms, current)
         assert request.op == "resolve"

@@ -157,6 +157,7 @@ ROUTING_EXPIRY_DELTA_MS_DEFAULT = 20_000
 PAYMENT_DEADLINE_MS_DEFAULT = 60_000  # a payment is retried this long unless told
 PAYMENTS_LISTED_MAX = 1_000  # the newest payments `ledgermesh payments` shows
 PAYMENT_WAITERS_MAX = 4_096  # `pay` requests answered when their payment ends (then: at once)
+TRANSFER_WAITERS_MAX = 4_096  # customers' `transfer_status` waiting for their hold to end
 # Retention (docs/PAYMENTS.md, "Retention"): what has ended is kept in full up to a
 # bound per kind (our payments, invoices, forwarded transfer pairs), newest kept;
 # an ended payment of ours then leaves a compact outcome (id -> outcome, preimage

@@ -98,7 +98,7 @@ OPERATIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "ledger_transfers": (frozenset({"instructions"}), frozenset()),
     "chain_pull": (frozenset(), frozenset({"from_seq"})),
     "cross_transfer": (frozenset({"instruction"}), frozenset()),
-    "transfer_status": (frozenset({"payment_id"}), frozenset()),
+    "transfer_status": (frozenset({"payment_id"}), frozenset({"wait"})),
     "asset_info": (frozenset({"uai"}), frozenset()),
     "offer_create": (frozenset({"instruction"}), frozenset()),
     "offer_cancel": (frozenset({"instruction"}), frozenset()),
