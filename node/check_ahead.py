@@ -53,6 +53,7 @@ from node.limits import (
     CHECK_AHEAD_BYTES_MAX,
     LEDGER_TRANSFERS_PER_REQUEST_MAX,
 )
+from node.verify_pool import usable_cpus
 
 log = structlog.get_logger("ledgermesh.check_ahead")
 
@@ -190,7 +191,7 @@ def _pipe_size(fd: int) -> int:
 @contextlib.contextmanager
 def open_check_ahead() -> Iterator[CheckAhead | None]:
     """The child, when this machine has a core to spare for it; else None."""
-    if (os.cpu_count() or 1) < 2:
+    if usable_cpus() < 2:
         yield None
         return
     try:

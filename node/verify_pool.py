@@ -22,8 +22,17 @@ class Verifiable(Protocol):
     def verifies(self) -> bool: ...
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity (taskset, a container's
+    cpuset), not the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity call on this platform
+        return os.cpu_count() or 1
+
+
 _pool: ThreadPoolExecutor | None = None
-_threads = min(VERIFY_POOL_THREADS_MAX, max(1, (os.cpu_count() or 1) - 1))
+_threads = min(VERIFY_POOL_THREADS_MAX, max(1, usable_cpus() - 1))
 
 
 def _check(items: Sequence[Verifiable]) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 import node.check_ahead
 import node.signatures
+import node.verify_pool
 from node.api.protocol import Request, decode_response, encode_request
 from node.check_ahead import CheckAhead, check_batch, open_check_ahead
 from node.config import NodeConfig
@@ -150,3 +151,12 @@ def test_a_stopped_child_is_given_up_after_the_timeout(
     assert checker.answers_for([signed_transfer(1)]) is None
     assert 0.2 <= time.monotonic() - started < 2
     assert checker.broken and checker._process.poll() is not None  # killed, not left stopped
+
+
+def test_no_child_when_this_process_may_use_one_cpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node pinned to one CPU (taskset, a container's cpuset) on a bigger
+    machine has no core to spare: it checks in-process."""
+    monkeypatch.setattr(node.verify_pool.os, "sched_getaffinity", lambda pid: {3})
+    monkeypatch.setattr(node.verify_pool.os, "cpu_count", lambda: 8)
+    with open_check_ahead() as child:
+        assert child is None
