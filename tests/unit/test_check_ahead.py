@@ -3,6 +3,7 @@ decides every batched transfer exactly as it does without it, child alive or dea
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import time
@@ -13,7 +14,6 @@ import pytest
 
 import node.check_ahead
 import node.signatures
-import node.verify_pool
 from node.api.protocol import Request, decode_response, encode_request
 from node.check_ahead import CheckAhead, check_batch, open_check_ahead
 from node.config import NodeConfig
@@ -156,7 +156,7 @@ def test_a_stopped_child_is_given_up_after_the_timeout(
 def test_no_child_when_this_process_may_use_one_cpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """A node pinned to one CPU (taskset, a container's cpuset) on a bigger
     machine has no core to spare: it checks in-process."""
-    monkeypatch.setattr(node.verify_pool.os, "sched_getaffinity", lambda pid: {3})
-    monkeypatch.setattr(node.verify_pool.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
     with open_check_ahead() as child:
         assert child is None
