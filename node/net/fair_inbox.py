@@ -16,7 +16,9 @@ Rules:
   stops reading (``wait_for_room``), which slows that peer down through QUIC's
   flow control. A sender with fewer waiting (a client: its PeerUp, a request)
   is still read, so it is never held back by the peers' backlog. Memory: the
-  limit, plus that minimum and one read per connection.
+  limit, plus that minimum and one read per connection. A waiting connection
+  is woken when fewer than the limit are held, or when its own sender's
+  backlog falls under the minimum; not when another sender's does.
 - ``close`` ends the inbox: later events are dropped; what is held is still
   taken, then ``receive`` raises ``trio.EndOfChannel`` (like a trio channel
   whose sender closed).
@@ -48,7 +50,7 @@ class FairInbox:
         self._held = 0
         self._closed = False
         self._arrived = trio.Event()
-        self._room = trio.Event()
+        self._room: dict[bytes, trio.Event] = {}  # senders whose connection waits for room
 
     def __len__(self) -> int:
         return self._held
@@ -76,7 +78,7 @@ class FairInbox:
     def close(self) -> None:
         self._closed = True
         self._arrived.set()
-        self._room.set()
+        self._wake(list(self._room))
 
     # --- taking --------------------------------------------------------------------
 
@@ -95,13 +97,18 @@ class FairInbox:
             self._turns.append(sender)
         else:
             del self._queues[sender]
-        # Wake the connections waiting for room; each checks its own condition again.
-        if self._room.statistics().tasks_waiting and (
-            self._held < self.items_max or len(queue) < self.items_per_sender_min
-        ):
-            self._room.set()
-            self._room = trio.Event()
+        # Wake the connections that may read again: all of them once fewer than the
+        # limit are held, else this sender's alone once it is under its minimum.
+        if self._room:
+            if self._held < self.items_max:
+                self._wake(list(self._room))
+            elif len(queue) < self.items_per_sender_min and sender in self._room:
+                self._wake([sender])
         return event
+
+    def _wake(self, senders: list[bytes]) -> None:
+        for sender in senders:
+            self._room.pop(sender).set()
 
     async def receive(self) -> TransportEvent:
         """The next event in turn, waiting for one; a checkpoint, as trio's channels.
@@ -139,4 +146,7 @@ class FairInbox:
 
     async def wait_for_room(self, sender: bytes) -> None:
         while self.must_wait(sender):
-            await self._room.wait()
+            room = self._room.get(sender)
+            if room is None:
+                room = self._room[sender] = trio.Event()
+            await room.wait()

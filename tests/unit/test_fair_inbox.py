@@ -109,3 +109,41 @@ async def test_receive_waits_for_an_event_then_ends_after_close() -> None:
     assert got == [frame(PEER, 1), frame(PEER, 2)]
     with pytest.raises(trio.EndOfChannel):
         inbox.receive_nowait()
+
+
+async def test_a_sender_under_its_minimum_wakes_its_own_connection_only() -> None:
+    """Over the limit, PEER's backlog draining below its minimum lets PEER's
+    connection read again, and leaves OTHER_PEER's (still at its minimum) asleep:
+    before, every waiting connection woke to check again."""
+    inbox = FairInbox(items_max=6, items_per_sender_min=3)
+    for number in range(3):
+        inbox.put(PEER, frame(PEER, number))
+        inbox.put(OTHER_PEER, frame(OTHER_PEER, number))
+    for number in range(3, 6):
+        inbox.put(OTHER_PEER, frame(OTHER_PEER, number))
+    checks = {PEER: 0, OTHER_PEER: 0}  # how often each connection looked again
+    original = inbox.must_wait
+
+    def counting(key: bytes) -> bool:
+        checks[key] += 1
+        return original(key)
+
+    inbox.must_wait = counting  # type: ignore[method-assign,assignment]
+    resumed: dict[bytes, trio.Event] = {PEER: trio.Event(), OTHER_PEER: trio.Event()}
+
+    async def connection(sender: bytes) -> None:
+        await inbox.wait_for_room(sender)
+        resumed[sender].set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(connection, PEER)
+        nursery.start_soon(connection, OTHER_PEER)
+        await trio.testing.wait_all_tasks_blocked()
+        before = dict(checks)
+        assert inbox.receive_nowait() == frame(PEER, 0)  # PEER: 2 left, under 3; 8 held
+        await trio.testing.wait_all_tasks_blocked()
+        assert resumed[PEER].is_set() and not resumed[OTHER_PEER].is_set()
+        assert checks[OTHER_PEER] == before[OTHER_PEER]  # not woken at all
+        take_all(inbox)
+        await trio.testing.wait_all_tasks_blocked()
+        assert resumed[OTHER_PEER].is_set()  # under the limit: everyone reads
