@@ -27,7 +27,7 @@ Rules:
   same records give the same state with or without a snapshot between them.
 - Every record that built what is retained is kept (``journal``, in log
   order); ``snapshot_records`` is the outcomes, that journal with each retained
-  preimage after the first record owning its condition, and the next ref:
+  preimage after every record owning its condition, and the next ref:
   applied to an empty state they rebuild this one, under lower bounds too.
 - A preimage is kept while something retained has its condition.
 """
@@ -158,6 +158,15 @@ class Outcome:
 def _invoice_ended(invoice: Invoice) -> bool:
     """Paid, abandoned or expired, with no part still held."""
     return not invoice.open_parts and (invoice.paid or invoice.abandoned or invoice.expired)
+
+
+def _owned_condition(record: Record) -> bytes | None:
+    """The condition ``record`` makes an item own, if it does (see ``_own``)."""
+    if isinstance(record, PaymentStarted | InvoiceLearned | InvoiceCreated):
+        return record.condition
+    if isinstance(record, IncomingOpened) and record.downstream_ref is not None:
+        return record.condition  # a forward; an invoice's part is owned by its invoice
+    return None
 
 
 class PaymentState:
@@ -506,18 +515,19 @@ class PaymentState:
             OutcomesRemembered(tuple(entries[start : start + step]))
             for start in range(0, len(entries), step)
         ]
-        # Each retained preimage right after the first record that owns its condition,
-        # not at the end: replayed by a node built with lower retention bounds (an
-        # upgrade), the journal forgets some of its payments as it goes, and a
-        # forgotten success needs its proof by then.
+        # Each retained preimage right after every record that makes something own its
+        # condition, not once at the end: replayed by a node built with lower retention
+        # bounds (an upgrade), the journal forgets items as it goes, a forgotten success
+        # needs its proof by then, and forgetting a condition's last owner drops its
+        # preimage, so a later owner of the same condition must be given it again.
         told: set[bytes] = set()
         for record in self.journal.values():
             records.append(record)
-            condition = getattr(record, "condition", None)
-            if condition in self.preimages and condition not in told:
-                told.add(condition)
+            condition = _owned_condition(record)
+            if condition is not None and condition in self.preimages:
                 records.append(PreimageLearned(condition, self.preimages[condition]))
-        records.extend(PreimageLearned(c, p) for c, p in self.preimages.items() if c not in told)
+                told.add(condition)
+        assert told == self.preimages.keys(), "a retained preimage's condition has an owner"
         records.append(RefsReserved(self.next_ref))
         return records
 

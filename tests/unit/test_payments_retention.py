@@ -24,6 +24,7 @@ from node.payments.events import (
     IncomingOpened,
     InvoiceCreated,
     InvoiceExpired,
+    InvoiceLearned,
     NotifyPayment,
     OutcomesRemembered,
     OutgoingClosed,
@@ -32,6 +33,7 @@ from node.payments.events import (
     PaymentStarted,
     PaymentStatus,
     PersistRecord,
+    PreimageLearned,
     Record,
     RefsReserved,
     RejectIncoming,
@@ -352,3 +354,72 @@ def test_a_snapshot_replays_under_lower_bounds_after_an_upgrade(name: str) -> No
         for payment_id in ("p9", "p10"):  # kept in full by the old bound, forgotten now
             outcome = upgraded.outcome(payment_id)
             assert outcome is not None and outcome.succeeded and outcome.preimage is not None
+
+
+SHARED_PREIMAGE = bytes([1]) * 32
+SHARED = sha256(SHARED_PREIMAGE)
+
+
+def forward(msg_id: int, ref: int, condition: bytes, preimage: bytes | None) -> list[Record]:
+    """A forwarded pair through us that succeeds (with ``preimage``) or fails."""
+    ok = preimage is not None
+    reason = None if ok else "x@c.test"
+    records: list[Record] = [
+        IncomingOpened("a.test", msg_id, 10, USD, condition, 10**13, ref),
+        OutgoingOpened(ref, "c.test", 9, USD, condition, 10**13, (), None, "a.test", msg_id),
+    ]
+    if preimage is not None:
+        records.append(PreimageLearned(condition, preimage))
+    return [*records, OutgoingClosed(ref, ok, reason), IncomingClosed("a.test", msg_id, ok, reason)]
+
+
+def own_payment(payment_id: str, ref: int, condition: bytes, preimage: bytes) -> list[Record]:
+    return [
+        PaymentStarted(payment_id, "z@c.test", "c.test", 5, USD, 1, 10**13, None),
+        InvoiceLearned(payment_id, condition, 10**13),
+        OutgoingOpened(ref, "c.test", 5, USD, condition, 10**13, (), payment_id, None, None),
+        PreimageLearned(condition, preimage),
+        OutgoingClosed(ref, True, None),
+        PaymentEnded(payment_id, True, None, None),
+    ]
+
+
+def others(first: int, count: int, kind: str) -> list[Record]:
+    records: list[Record] = []
+    for index in range(first, first + count):
+        preimage = bytes([index]) * 32
+        if kind == "forward":
+            records += forward(index, index, sha256(preimage), preimage)
+        else:
+            records += own_payment(f"q{index}", index, sha256(preimage), preimage)
+    return records
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        # A forward of a condition fails; later our own payment with the same condition
+        # (a payee may reuse one) succeeds: forgetting the forward must not take the
+        # payment's proof with it (the node asserted and did not start).
+        forward(0, 0, SHARED, None)
+        + others(1, 3, "forward")
+        + own_payment("p", 4, SHARED, SHARED_PREIMAGE)
+        + others(5, 3, "payment"),
+        # The payer retried a part through us: two forwards of one condition, the
+        # second succeeds; the snapshot must keep its preimage as the log does.
+        forward(0, 0, SHARED, None)
+        + others(1, 3, "forward")
+        + forward(4, 4, SHARED, SHARED_PREIMAGE),
+    ],
+    ids=["forward-then-payment", "forward-retried"],
+)
+def test_a_shared_condition_keeps_its_preimage_under_lower_bounds(history: list[Record]) -> None:
+    def built(bound: int, records: list[Record]) -> PaymentState:
+        state = PaymentState(bound, 1_000)
+        for record in records:
+            state.apply(record)
+        return state
+
+    snapshot = through_codec(built(10, history).snapshot_records())
+    assert canonical(built(2, snapshot)) == canonical(built(2, history))
+    assert canonical(built(10, snapshot)) == canonical(built(10, history))
