@@ -44,7 +44,7 @@ from node.ledger.signed import (
     SignedInstruction,
     Transfer,
 )
-from node.limits import API_REQUEST_TIMEOUT_S, KYC_LEVEL_MAX
+from node.limits import KYC_LEVEL_MAX
 from node.offers.evidence import (
     OFFER_EVIDENCE_TYPE,
     EvidenceVerdict,
@@ -62,15 +62,9 @@ class CommandError(Exception):
     """A command fails with this one-line message (exit status 1)."""
 
 
-def _run(
-    directory: Path,
-    key: NodeKey | None,
-    go: Callable[[ApiClient], Any],
-    *,
-    timeout_s: float = API_REQUEST_TIMEOUT_S,
-) -> Any:
+def _run(directory: Path, key: NodeKey | None, go: Callable[[ApiClient], Any]) -> Any:
     async def main() -> Any:
-        async with open_api_client(directory, key=key, timeout_s=timeout_s) as client:
+        async with open_api_client(directory, key=key) as client:
             return await go(client)
 
     return trio.run(main)

@@ -67,10 +67,11 @@ def pay_to(args: argparse.Namespace) -> Any:
     async def go() -> Any:
         # The node answers a waiting `pay` when the payment has ended; past --wait,
         # the payment's view as it stands (pending) is the answer.
-        async with open_api_client(args.dir, timeout_s=args.wait + 5) as client:
+        async with open_api_client(args.dir) as client:
             view = None
             with trio.move_on_after(args.wait):
-                view = await client.call(
+                view = await client.call_within(
+                    args.wait + 5,
                     "pay",
                     to=args.to,
                     amount=amount,

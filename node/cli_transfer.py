@@ -14,6 +14,7 @@ exits with status 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import secrets
 import sys
 import time
@@ -35,6 +36,7 @@ from node.cli_accounts import (
 )
 from node.ledger.signed import CrossTransfer
 from node.limits import MAX_FEE_PPM_DEFAULT
+from node.nurseries import collapse_single_exception_group
 
 POLL_INTERVAL_S = 0.05  # when the node has too many waiting requests to take ours
 PROGRESS_INTERVAL_S = 0.25
@@ -109,20 +111,29 @@ def cross_transfer(args: argparse.Namespace, to: str) -> Any:
                 progress(line)
 
         async def follow() -> None:
-            while True:
-                await trio.sleep(PROGRESS_INTERVAL_S)
-                show(await client.call("transfer_status", payment_id=payment_id))
+            """Progress lines, best effort: the waiting call reports any failure."""
+            with contextlib.suppress(ApiError):
+                while True:
+                    await trio.sleep(PROGRESS_INTERVAL_S)
+                    show(await client.call("transfer_status", payment_id=payment_id))
 
         show(status)
-        with trio.move_on_after(args.wait):
+        with trio.move_on_after(args.wait), collapse_single_exception_group():
             async with trio.open_nursery() as nursery:
                 if not quiet:
                     nursery.start_soon(follow)
                 while status["hold"] == "open":
-                    status = await client.call("transfer_status", payment_id=payment_id, wait=True)
+                    status = await client.call_within(
+                        args.wait + API_TIMEOUT_MARGIN_S,
+                        "transfer_status",
+                        payment_id=payment_id,
+                        wait=True,
+                    )
                     if status["hold"] == "open":  # the node had too many waiting
                         await trio.sleep(POLL_INTERVAL_S)
                 nursery.cancel_scope.cancel()
+        if status["hold"] == "open":  # --wait ran out: where it stands now
+            status = await client.call("transfer_status", payment_id=payment_id)
         elapsed_ms = round((time.monotonic() - started) * 1000)
         view = status["payment"]
         outcome = {"settled": "succeeded", "released": "failed"}.get(status["hold"], "pending")
@@ -143,9 +154,7 @@ def cross_transfer(args: argparse.Namespace, to: str) -> Any:
             "balances": _balances_for_people(status["balances"], {args.asset: decimals}),
         }
 
-    result: dict[str, Any] = _run(
-        args.node, user_key, go, timeout_s=args.wait + API_TIMEOUT_MARGIN_S
-    )
+    result: dict[str, Any] = _run(args.node, user_key, go)
     if result["outcome"] == "failed":
         hop = f" at {result['failed_hop']}" if result["failed_hop"] else ""
         reason = result["reason"] or "failed"

@@ -27,6 +27,7 @@ Rules:
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -49,7 +50,12 @@ from node.ledger.signed import (
     signed_instruction_from_parts,
 )
 from node.ledger.state import HoldState
-from node.limits import API_FRAME_BYTES_MAX, PAYMENT_DEADLINE_MS_DEFAULT, TRANSFER_WAITERS_MAX
+from node.limits import (
+    API_FRAME_BYTES_MAX,
+    PAYMENT_DEADLINE_MS_DEFAULT,
+    TRANSFER_WAITERS_MAX,
+    TRANSFER_WAITERS_PER_PAYER_MAX,
+)
 from node.payments.events import (
     ActionPay,
     NotifyPayment,
@@ -92,6 +98,7 @@ class CustomerPayments:
         # (payer, payment id), at most TRANSFER_WAITERS_MAX in all. Volatile.
         self.waiters: dict[tuple[str, str], list[tuple[bytes, int]]] = {}
         self.waiting = 0
+        self.waiting_of: Counter[str] = Counter()  # by payer: none may take every slot
         self.answer: Answer | None = None  # the engine's, for the pass under way
 
     # --- units and assets ------------------------------------------------------------
@@ -189,14 +196,21 @@ class CustomerPayments:
     def wait_for_end(
         self, client_key: bytes, request_id: int, address: str, payment_id: str
     ) -> dict[str, Any] | None:
-        """``status`` now if the hold has ended or TRANSFER_WAITERS_MAX requests
-        already wait; else None, and the answer goes to ``client_key`` when the
-        hold ends, with the replies of that pass (so once it is durable)."""
+        """``status`` now if the hold has ended, or TRANSFER_WAITERS_MAX requests (or
+        TRANSFER_WAITERS_PER_PAYER_MAX of this payer's) already wait; else None, and
+        the answer goes to ``client_key`` when the hold ends, with the replies of
+        that pass (so once it is durable)."""
         status = self.status(address, payment_id)
-        if status["hold"] != "open" or self.waiting >= TRANSFER_WAITERS_MAX:
+        full = self.waiting >= TRANSFER_WAITERS_MAX
+        if (
+            status["hold"] != "open"
+            or full
+            or self.waiting_of[address] >= TRANSFER_WAITERS_PER_PAYER_MAX
+        ):
             return status
         self.waiters.setdefault((address, payment_id), []).append((client_key, request_id))
         self.waiting += 1
+        self.waiting_of[address] += 1
         return None
 
     def _answer_waiters(self, address: str, payment_id: str) -> None:
@@ -204,6 +218,9 @@ class CustomerPayments:
         if not waiters:
             return
         self.waiting -= len(waiters)
+        self.waiting_of[address] -= len(waiters)
+        if not self.waiting_of[address]:
+            del self.waiting_of[address]
         assert self.answer is not None, "a hold ends inside a pass"
         status = self.status(address, payment_id)
         for client_key, request_id in waiters:

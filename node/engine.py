@@ -272,6 +272,7 @@ class NodeEngine:
             self.exchanges.tick(now_ms)
         self.held_acks.apply(current.outbox, now_ms)
         self._callbacks = None  # the pass's decisions are the caller's now
+        self.customer_payments.answer = None  # likewise: an answer belongs to a pass
         return current
 
     def _resync_gossip(self, now_ms: int, send: Callable[[bytes, wire.PeerMessage], None]) -> None:

@@ -11,8 +11,10 @@ Theory of operation:
 - Why: a conditional PROPOSE is ACKed at once and decided later, and every
   decision is ACKed; alone, those ACKs were a sixth of a busy mesh's frames
   and half of a payment hop's (each frame signed, encoded, sent and checked).
-- Safe: an ACK only stops the peer's repeats, nothing waits on it, and
-  ``ACK_DELAY_MS + TICK_INTERVAL_MS < RETRANSMIT_INTERVAL_MS`` (asserted in
+- Safe: an ACK only stops the peer's repeats (until it arrives the peer's
+  message still counts in its OUTBOX_MESSAGES_PER_PEER_MAX and a settled
+  proposal is compacted up to ~300 ms later; no decision waits on it), and
+  ``ACK_DELAY_MS + TICK_INTERVAL_MS < RETRANSMIT_INTERVAL_MS / 2`` (asserted in
   node/limits.py), so a held ACK still beats the repeat it prevents. Held
   ACKs are volatile like the repeat times: after a crash the peer repeats and
   gets them again. They leave only through ``NodeEngine.outgoing``, so after

@@ -158,6 +158,7 @@ PAYMENT_DEADLINE_MS_DEFAULT = 60_000  # a payment is retried this long unless to
 PAYMENTS_LISTED_MAX = 1_000  # the newest payments `ledgermesh payments` shows
 PAYMENT_WAITERS_MAX = 4_096  # `pay` requests answered when their payment ends (then: at once)
 TRANSFER_WAITERS_MAX = 4_096  # customers' `transfer_status` waiting for their hold to end
+TRANSFER_WAITERS_PER_PAYER_MAX = 64  # of those, one customer's (the rest are answered at once)
 # Retention (docs/PAYMENTS.md, "Retention"): what has ended is kept in full up to a
 # bound per kind (our payments, invoices, forwarded transfer pairs), newest kept;
 # an ended payment of ours then leaves a compact outcome (id -> outcome, preimage
@@ -170,6 +171,7 @@ PAYMENT_INVOICES_EXPIRED_PER_TICK_MAX = 1_024  # InvoiceExpired records one tick
 PAYMENT_OUTCOME_BYTES_MAX = (
     2 * PAYMENT_ID_LENGTH_MAX + REASON_LENGTH_MAX + 2 * NAME_LENGTH_MAX + 1 + HASH_BYTES + 32
 )
+assert 0 < TRANSFER_WAITERS_PER_PAYER_MAX <= TRANSFER_WAITERS_MAX
 assert PAYMENTS_LISTED_MAX <= PAYMENTS_ENDED_KEPT_MAX  # `payments` lists only full ones
 assert PAYMENTS_ENDED_KEPT_MAX < PAYMENT_OUTCOMES_KEPT_MAX
 assert PAYMENT_OUTCOMES_KEPT_MAX * PAYMENT_OUTCOME_BYTES_MAX <= SNAPSHOT_BYTES_MAX // 2

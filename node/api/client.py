@@ -52,6 +52,11 @@ class ApiClient:
 
     async def call(self, op: str, **args: Any) -> Any:
         """Send one request and wait for its answer; raises ApiError."""
+        return await self.call_within(self._timeout_s, op, **args)
+
+    async def call_within(self, timeout_s: float, op: str, **args: Any) -> Any:
+        """``call`` with its own answer timeout, for a request the node answers late
+        on purpose (``wait``); the connection keeps the client's."""
         if self._closed is not None:
             raise self._closed
         request_id = self._next_id
@@ -60,14 +65,14 @@ class ApiClient:
         self._pending[request_id] = pending
         try:
             await self._connection.send(encode_request(Request(request_id, op, args)))
-            with trio.move_on_after(self._timeout_s):
+            with trio.move_on_after(timeout_s):
                 await pending.done.wait()
         except TransportError as error:
             raise ApiError("unreachable", str(error)) from None
         finally:
             self._pending.pop(request_id, None)
         if not pending.done.is_set():
-            raise ApiError("timeout", f"no answer to {op} within {self._timeout_s:g} s")
+            raise ApiError("timeout", f"no answer to {op} within {timeout_s:g} s")
         if pending.error is not None:
             raise pending.error
         return pending.result

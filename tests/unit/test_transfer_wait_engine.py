@@ -138,3 +138,17 @@ def test_wait_must_be_a_boolean() -> None:
     [(_, payload)] = [out for out in node.outgoing(decisions) if out[0] == alice.key.public_key]
     with pytest.raises(ApiError, match="wait"):
         decode_response(payload)
+
+
+def test_one_payer_cannot_take_every_waiting_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(customer_payments, "TRANSFER_WAITERS_PER_PAYER_MAX", 2)
+    node, alice = engine()
+    me = alice.key.public_key
+    node.decide([submit(alice, 1, "p1")], NOW_MS, tick=False)
+    waits = [request(alice, n, "transfer_status", payment_id="p1", wait=True) for n in (2, 3, 4)]
+    shown = replies(node, node.decide(waits, NOW_MS + 10, tick=False), me)
+    assert list(shown) == [4] and shown[4]["hold"] == "open"  # her third: at once
+    assert node.customer_payments.waiting_of == {alice.address: 2}
+    ended = node.decide([], NOW_MS + PAYMENT_DEADLINE_MS_DEFAULT, tick=True)
+    assert sorted(replies(node, ended, me)) == [2, 3]
+    assert node.customer_payments.waiting_of == {} and node.customer_payments.waiting == 0
