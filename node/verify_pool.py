@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Protocol
 
 from node.limits import VERIFY_POOL_BATCH_MIN, VERIFY_POOL_THREADS_MAX
@@ -22,13 +23,33 @@ class Verifiable(Protocol):
     def verifies(self) -> bool: ...
 
 
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "QUOTA PERIOD" or "max PERIOD"
+CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")  # -1: no quota
+CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+
+
 def usable_cpus() -> int:
-    """CPUs this process may run on: its affinity (taskset, a container's
-    cpuset), not the machine's count."""
+    """Whole CPUs this process may use: its affinity (taskset, a container's
+    cpuset), capped by a CPU quota (``docker --cpus``, a Kubernetes limit),
+    not the machine's count."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # no affinity call on this platform
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    quota = _cpu_quota()
+    return cpus if quota is None else max(1, min(cpus, int(quota)))
+
+
+def _cpu_quota() -> float | None:
+    """The cgroup's CPU quota in CPUs, if one is set and readable."""
+    try:
+        if CGROUP_CPU_MAX.exists():
+            quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+        quota_us = int(CGROUP_V1_QUOTA.read_text())
+        return None if quota_us <= 0 else quota_us / int(CGROUP_V1_PERIOD.read_text())
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
 
 
 _pool: ThreadPoolExecutor | None = None

@@ -14,6 +14,7 @@ import pytest
 
 import node.check_ahead
 import node.signatures
+import node.verify_pool
 from node.api.protocol import Request, decode_response, encode_request
 from node.check_ahead import CheckAhead, check_batch, open_check_ahead
 from node.config import NodeConfig
@@ -160,3 +161,35 @@ def test_no_child_when_this_process_may_use_one_cpu_only(monkeypatch: pytest.Mon
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     with open_check_ahead() as child:
         assert child is None
+
+
+@pytest.mark.parametrize(
+    ("v2", "v1_quota", "expected"),
+    [
+        ("150000 100000\n", None, 1),  # docker --cpus 1.5: one whole CPU
+        ("1600000 100000\n", None, 8),  # more quota than CPUs: the CPUs
+        ("400000 100000\n", None, 4),  # a quota of four
+        ("max 100000\n", None, 8),  # no quota
+        (None, "100000", 1),  # cgroup v1, a quota of one CPU
+        (None, "-1", 8),  # cgroup v1, none
+        ("garbage", None, 8),  # unreadable: no cap
+    ],
+)
+def test_a_cpu_quota_caps_the_cpus_counted(
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    v2: str | None,
+    v1_quota: str | None,
+    expected: int,
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    cpu_max, quota, period = tmp_path / "cpu.max", tmp_path / "quota", tmp_path / "period"
+    if v2 is not None:
+        cpu_max.write_text(v2)
+    if v1_quota is not None:
+        quota.write_text(v1_quota)
+        period.write_text("100000")
+    monkeypatch.setattr(node.verify_pool, "CGROUP_CPU_MAX", cpu_max)
+    monkeypatch.setattr(node.verify_pool, "CGROUP_V1_QUOTA", quota)
+    monkeypatch.setattr(node.verify_pool, "CGROUP_V1_PERIOD", period)
+    assert node.verify_pool.usable_cpus() == expected
