@@ -21,6 +21,11 @@ Rules:
   of the node (same code, same user), trusted like one of its threads.
 - Never blocks the node on writing: what is sent and not yet answered stays
   under CHECK_AHEAD_BYTES_MAX, which the pipe holds (its size is raised to it).
+- The child says it has started with an empty frame (its hello). Until the
+  node has read it, batches are not sent ahead but checked in-process, so
+  the child's start-up (imports: a few hundred ms, seconds on a loaded
+  machine) never counts against an answer's deadline; a child not started
+  within CHECK_AHEAD_START_TIMEOUT_MS is given up.
 - If the child dies, misbehaves or does not answer within
   CHECK_AHEAD_ANSWER_TIMEOUT_MS (stopped, stuck), the node kills it, logs it
   once and checks everything in-process from then on. Nothing is ever lost:
@@ -51,6 +56,7 @@ from node.limits import (
     API_FRAME_BYTES_MAX,
     CHECK_AHEAD_ANSWER_TIMEOUT_MS,
     CHECK_AHEAD_BYTES_MAX,
+    CHECK_AHEAD_START_TIMEOUT_MS,
     LEDGER_TRANSFERS_PER_REQUEST_MAX,
 )
 from node.verify_pool import usable_cpus
@@ -58,6 +64,7 @@ from node.verify_pool import usable_cpus
 log = structlog.get_logger("ledgermesh.check_ahead")
 
 _LENGTH = struct.Struct(">I")
+_HELLO = _LENGTH.pack(0)  # the child's first frame: started, ready for batches
 _F_SETPIPE_SZ, _F_GETPIPE_SZ = 1031, 1032  # Linux fcntl: a pipe's size
 _PAGE_BYTES = 4096  # a pipe's buffers are pages
 
@@ -74,13 +81,15 @@ class CheckAhead:
         self._bytes_ahead = 0
         self.broken = False
         self.batches_checked = 0
+        self._started = time.monotonic()
+        self._ready = False  # the child's hello was read
         # What the pipe to the child holds is what may be sent ahead without blocking.
         self._bytes_ahead_max = _pipe_size(self._to_child.fileno())
 
     def send(self, batch: Sequence[bytes]) -> bool:
         """Ask the child to check ``batch`` (raw instructions); False when it cannot
         take it now (it is full, or broken): the node checks them itself."""
-        if self.broken:
+        if self.broken or not self.ready():
             return False
         frame = pack(list(batch))
         # A pipe holds whole pages: count the pages a frame may take, not bytes.
@@ -97,6 +106,24 @@ class CheckAhead:
         self._sent.append((batch, size))
         self._bytes_ahead += size
         return True
+
+    def ready(self, timeout_s: float = 0.0) -> bool:
+        """Whether the child has started (its hello read), waiting up to ``timeout_s``."""
+        if self._ready or self.broken:
+            return self._ready
+        try:
+            readable, _, _ = select.select([self._from_child], [], [], timeout_s)
+            if readable:
+                deadline = time.monotonic() + CHECK_AHEAD_ANSWER_TIMEOUT_MS / 1000
+                if self._read_exactly(_LENGTH.size, deadline) != _HELLO:
+                    self._break("the checker did not start")
+                    return False
+                self._ready = True
+            elif time.monotonic() - self._started > CHECK_AHEAD_START_TIMEOUT_MS / 1000:
+                self._break("the checker did not start in time")
+        except (TimeoutError, OSError) as error:
+            self._break(f"the checker did not start: {error!r}")
+        return self._ready
 
     def answers_for(self, batch: Sequence[bytes]) -> bytes | None:
         """The child's answer for ``batch`` (one byte per instruction), waiting for
@@ -238,7 +265,9 @@ def _checks(raw: object) -> int:
 
 
 def serve(source: IO[bytes], sink: IO[bytes]) -> None:
-    """Answer frames until the node closes the pipe."""
+    """Say hello, then answer frames until the node closes the pipe."""
+    sink.write(_HELLO)
+    sink.flush()
     while True:
         header = source.read(_LENGTH.size)
         if len(header) < _LENGTH.size:

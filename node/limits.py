@@ -296,4 +296,5 @@ assert EXCHANGE_UNSETTLED_BYTES_MAX <= OFFER_EVIDENCE_BYTES_MAX  # one bound rea
 CHECK_AHEAD_BYTES_MAX = 512 * 1024  # batches sent to the checker and not yet answered
 assert CHECK_AHEAD_BYTES_MAX >= API_FRAME_BYTES_MAX  # one whole request fits
 CHECK_AHEAD_ANSWER_TIMEOUT_MS = 2_000  # an answer later than this: the child is given up
+CHECK_AHEAD_START_TIMEOUT_MS = 30_000  # not started (no hello) by then: given up too
 # --- end CHECK-AHEAD

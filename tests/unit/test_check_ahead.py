@@ -54,6 +54,7 @@ def checker() -> Iterator[CheckAhead]:
     with open_check_ahead() as opened:
         if opened is None:
             pytest.skip("one core: the node checks in-process")
+        assert opened.ready(timeout_s=30)
         yield opened
 
 
@@ -193,3 +194,30 @@ def test_a_cpu_quota_caps_the_cpus_counted(
     monkeypatch.setattr(node.verify_pool, "CGROUP_V1_QUOTA", quota)
     monkeypatch.setattr(node.verify_pool, "CGROUP_V1_PERIOD", period)
     assert node.verify_pool.usable_cpus() == expected
+
+
+def test_nothing_is_sent_ahead_before_the_child_says_it_started() -> None:
+    """The child's start-up (its imports) does not count against an answer's
+    deadline: until its hello is read the node checks in-process."""
+    with open_check_ahead() as checker:
+        if checker is None:
+            pytest.skip("one core: the node checks in-process")
+        checker._process.send_signal(signal.SIGSTOP)  # still importing, say
+        if not checker.ready():  # (it may have said hello already)
+            assert not checker.send([signed_transfer(1)])  # checked in-process instead
+            assert not checker.broken
+        checker._process.send_signal(signal.SIGCONT)
+        assert checker.ready(timeout_s=30)
+        assert checker.send([signed_transfer(1)])
+        assert checker.answers_for([signed_transfer(1)]) == bytes([1])
+
+
+def test_a_child_that_never_starts_is_given_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(node.check_ahead, "CHECK_AHEAD_START_TIMEOUT_MS", 0)
+    with open_check_ahead() as checker:
+        if checker is None:
+            pytest.skip("one core: the node checks in-process")
+        checker._process.send_signal(signal.SIGSTOP)
+        time.sleep(0.01)
+        if not checker.ready():
+            assert checker.broken and checker._process.poll() is not None
