@@ -221,3 +221,12 @@ def test_a_child_that_never_starts_is_given_up(monkeypatch: pytest.MonkeyPatch) 
         time.sleep(0.01)
         if not checker.ready():
             assert checker.broken and checker._process.poll() is not None
+
+
+def test_ctrl_c_in_the_terminal_does_not_stop_the_child(checker: CheckAhead) -> None:
+    """SIGINT reaches the node's whole process group; the node stops the child
+    itself (by closing its input), so the child neither dies nor prints a traceback."""
+    checker._process.send_signal(signal.SIGINT)
+    assert checker.send([signed_transfer(1)])
+    assert checker.answers_for([signed_transfer(1)]) == bytes([1])
+    assert checker._process.poll() is None
