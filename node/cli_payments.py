@@ -23,6 +23,7 @@ from node.api.client import open_api_client
 from node.api.protocol import ApiError
 from node.cli_accounts import add_command
 from node.config import load_config
+from node.limits import API_WAIT_MARGIN_S
 
 Handler = Callable[[argparse.Namespace], Any]
 
@@ -71,7 +72,7 @@ def pay_to(args: argparse.Namespace) -> Any:
             view = None
             with trio.move_on_after(args.wait):
                 view = await client.call_within(
-                    args.wait + 5,
+                    args.wait + API_WAIT_MARGIN_S,
                     "pay",
                     to=args.to,
                     amount=amount,

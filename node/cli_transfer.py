@@ -35,12 +35,11 @@ from node.cli_accounts import (
     sign_for_api,
 )
 from node.ledger.signed import CrossTransfer
-from node.limits import MAX_FEE_PPM_DEFAULT
+from node.limits import API_WAIT_MARGIN_S, MAX_FEE_PPM_DEFAULT
 from node.nurseries import collapse_single_exception_group
 
 POLL_INTERVAL_S = 0.05  # when the node has too many waiting requests to take ours
 PROGRESS_INTERVAL_S = 0.25
-API_TIMEOUT_MARGIN_S = 5.0  # a waiting call's answer may take --wait, and then some
 WAIT_S_DEFAULT = 90.0  # past the payment's deadline (60 s) and its last hop's expiry
 
 
@@ -124,7 +123,7 @@ def cross_transfer(args: argparse.Namespace, to: str) -> Any:
                     nursery.start_soon(follow)
                 while status["hold"] == "open":
                     status = await client.call_within(
-                        args.wait + API_TIMEOUT_MARGIN_S,
+                        args.wait + API_WAIT_MARGIN_S,
                         "transfer_status",
                         payment_id=payment_id,
                         wait=True,

@@ -201,10 +201,9 @@ class CustomerPayments:
         the answer goes to ``client_key`` when the hold ends, with the replies of
         that pass (so once it is durable)."""
         status = self.status(address, payment_id)
-        full = self.waiting >= TRANSFER_WAITERS_MAX
         if (
             status["hold"] != "open"
-            or full
+            or self.waiting >= TRANSFER_WAITERS_MAX
             or self.waiting_of[address] >= TRANSFER_WAITERS_PER_PAYER_MAX
         ):
             return status

@@ -100,6 +100,7 @@ PEER_INPUTS_PER_PASS_MAX = 256  # ... of which from peers: a pass stays short un
 TICK_INTERVAL_MS = 100
 SYNC_DEFER_MS_MAX = 50  # a pass that lets nothing out may leave its records unsynced this long
 API_REQUEST_TIMEOUT_S = 10.0
+API_WAIT_MARGIN_S = 5.0  # a `wait` request may take the CLI's --wait, and then this
 PAY_BATCH_TRANSFERS_MAX = 1_000  # transfers in one pay_batch operator request
 LEDGER_TRANSFERS_PER_REQUEST_MAX = 200  # a customer's signed transfers in one request
 TRANSFER_BATCH_LINES_MAX = 100_000  # payments in one transfer-batch file
